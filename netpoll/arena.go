@@ -1,0 +1,70 @@
+package netpoll
+
+import "unsafe"
+
+// arena hands out byte slices that live until the loop's next flush: frames
+// built while handling a batch are queued on connections by reference and
+// written by one writev per connection at the end of the batch, after which
+// every slice is dead and the arena is reset. Loop-only.
+//
+// Small requests are carved from 64 KiB chunks kept across batches; a request
+// larger than a quarter chunk gets its own buffer, dropped at reset (so a rare
+// 1 MiB frame does not pin 1 MiB per loop).
+type arena struct {
+	chunk []byte // current chunk; [0:off] is handed out
+	off   int
+	spare [][]byte // filled chunks of this batch, reused after reset
+	full  [][]byte
+}
+
+const arenaChunk = 64 << 10
+
+// reserve returns an empty slice with capacity of at least n bytes. Append to
+// it, then pass the result to commit.
+func (a *arena) reserve(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if a.chunk == nil || a.off+n > len(a.chunk) {
+		if a.chunk != nil {
+			a.full = append(a.full, a.chunk)
+		}
+		if k := len(a.spare); k > 0 {
+			a.chunk = a.spare[k-1]
+			a.spare = a.spare[:k-1]
+		} else {
+			a.chunk = make([]byte, arenaChunk)
+		}
+		a.off = 0
+	}
+	return a.chunk[a.off:a.off:len(a.chunk)]
+}
+
+// commit marks b (a slice grown from reserve) as used. If b outgrew its
+// reservation, append moved it to the heap and nothing needs marking.
+func (a *arena) commit(b []byte) []byte {
+	if len(b) == 0 || a.chunk == nil || a.off >= len(a.chunk) {
+		return b
+	}
+	if unsafe.SliceData(b) == &a.chunk[a.off] {
+		a.off += len(b)
+	}
+	return b
+}
+
+// alloc copies p into the arena.
+func (a *arena) alloc(p []byte) []byte {
+	return a.commit(append(a.reserve(len(p)), p...))
+}
+
+// reset makes every slice handed out since the last reset invalid.
+func (a *arena) reset() {
+	a.off = 0
+	a.spare = append(a.spare, a.full...)
+	clear(a.full)
+	a.full = a.full[:0]
+	if len(a.spare) > 4 { // keep at most 4 spare chunks (256 KiB) per loop
+		clear(a.spare[4:])
+		a.spare = a.spare[:4]
+	}
+}

@@ -1,0 +1,161 @@
+package netpoll
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Loop is one gnet event loop as netpoll sees it: its connections, the
+// frame arena, the connections written during the current batch, and the
+// loop's (de)compressor. Fields are loop-only unless marked otherwise.
+type Loop struct {
+	srv   *Server
+	el    gnet.EventLoop // safe from any goroutine (Execute)
+	index int            // dense index 0..loops-1, in order of discovery
+
+	now      int64 // unix ns, read once per callback batch
+	conns    []*Conn
+	dirty    []*Conn
+	arena    arena
+	upgrader *upgrader
+	comp     *compressor
+	dec      *decompressor
+	inflated []byte
+
+	wakePending atomic.Bool // any goroutine: a wake task is queued
+	wakeTask    gnet.RunnableFunc
+	scanTask    gnet.RunnableFunc
+
+	// Ctx belongs to the Handler (e.g. the engine's per-loop state).
+	Ctx any
+}
+
+func newLoop(s *Server, el gnet.EventLoop, index int) *Loop {
+	l := &Loop{srv: s, el: el, index: index}
+	l.upgrader = newUpgrader(&s.opts)
+	l.upgrader.checkOrigin = s.opts.CheckOrigin
+	l.wakeTask = func(context.Context) error {
+		l.wakePending.Store(false)
+		l.now = time.Now().UnixNano()
+		s.handler.OnWake(l)
+		l.flush()
+		return nil
+	}
+	l.scanTask = func(context.Context) error {
+		l.now = time.Now().UnixNano()
+		l.scan()
+		l.flush()
+		return nil
+	}
+	return l
+}
+
+// Index returns the loop's dense index. Safe from any goroutine.
+func (l *Loop) Index() int { return l.index }
+
+// Now returns the loop clock (unix ns), read once per callback batch.
+func (l *Loop) Now() int64 { return l.now }
+
+// Wake asks the loop to call Handler.OnWake soon. Safe from any goroutine;
+// calls made while a wake is pending are coalesced into it.
+func (l *Loop) Wake() {
+	if l.wakePending.CompareAndSwap(false, true) {
+		if err := l.el.Execute(context.Background(), l.wakeTask); err != nil {
+			l.wakePending.Store(false)
+		}
+	}
+}
+
+// Reserve returns an empty slice with room for at least n bytes that stays
+// valid until the loop's next flush. Append to it, then call Commit.
+func (l *Loop) Reserve(n int) []byte { return l.arena.reserve(n) }
+
+// Commit marks b (grown from Reserve) as used and returns it.
+func (l *Loop) Commit(b []byte) []byte { return l.arena.commit(b) }
+
+// AppendMessageFrame builds a frame for one whole message in the arena,
+// compressed when deflate is set and the payload reaches the compression
+// threshold. The frame is valid until the loop's next flush.
+func (l *Loop) AppendMessageFrame(op byte, payload []byte, deflate bool) []byte {
+	if deflate && len(payload) >= l.srv.opts.CompressionThreshold {
+		if l.comp == nil {
+			l.comp = newCompressor(l.srv.opts.CompressionLevel)
+		}
+		body := l.comp.compress(payload)
+		frame := AppendFrameHeader(l.Reserve(MaxHeaderSize+len(body)), true, true, op, len(body))
+		frame = append(frame, body...)
+		return l.Commit(frame)
+	}
+	frame := AppendFrameHeader(l.Reserve(MaxHeaderSize+len(payload)), true, false, op, len(payload))
+	return l.Commit(append(frame, payload...))
+}
+
+// flush writes every connection queued during this batch (one write or
+// writev each) and then recycles the arena.
+func (l *Loop) flush() {
+	// Index loop: closing a connection may queue frames on others.
+	for i := 0; i < len(l.dirty); i++ {
+		l.dirty[i].flushOut()
+	}
+	clear(l.dirty)
+	l.dirty = l.dirty[:0]
+	l.arena.reset()
+}
+
+// closeGrace bounds the wait for the peer's answer to our close frame.
+const closeGrace = 2 * time.Second
+
+// scan sends heartbeats and closes dead, stuck or lingering connections.
+func (l *Loop) scan() {
+	o := &l.srv.opts
+	now := l.now
+	for i := 0; i < len(l.conns); i++ {
+		c := l.conns[i]
+		switch c.state {
+		case stateHandshake:
+			if now-c.opened > int64(o.HandshakeTimeout) {
+				l.srv.count(&l.srv.stats.HandshakeTimeouts)
+				c.closeNow()
+			}
+		case stateClosing:
+			if now > c.closeDeadline {
+				c.closeNow()
+			}
+		case stateOpen:
+			idle := now - c.lastActive
+			switch {
+			case idle > int64(o.IdleTimeout):
+				l.srv.count(&l.srv.stats.IdleTimeouts)
+				c.Close(CloseGoingAway, "idle timeout")
+			case idle > int64(o.HeartbeatInterval) && !c.pingSent:
+				c.pingSent = true
+				c.Write(pingFrame)
+			}
+		}
+		if i < len(l.conns) && l.conns[i] != c {
+			i-- // c was removed and another took its place
+		}
+	}
+}
+
+var pingFrame = []byte{0x80 | OpPing, 0}
+
+func (l *Loop) addConn(c *Conn) {
+	c.idx = len(l.conns)
+	l.conns = append(l.conns, c)
+}
+
+func (l *Loop) removeConn(c *Conn) {
+	last := len(l.conns) - 1
+	if c.idx < 0 || c.idx > last || l.conns[c.idx] != c {
+		return
+	}
+	l.conns[c.idx] = l.conns[last]
+	l.conns[c.idx].idx = c.idx
+	l.conns[last] = nil
+	l.conns = l.conns[:last]
+	c.idx = -1
+}

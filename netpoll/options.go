@@ -1,0 +1,134 @@
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Options configures a Server. The zero value of every field means its
+// documented default; call EnsureDefaults then Validate (NewServer does both).
+type Options struct {
+	// Addr is the TCP address to listen on. Default "127.0.0.1:8080".
+	// Port 0 picks a free port; Server.Addr reports it.
+	Addr string
+	// Path is the only URL path that upgrades to WebSocket. Default "/ws".
+	Path string
+	// Loops is the number of event loops. Default runtime.GOMAXPROCS(0).
+	Loops int
+	// Pin locks each loop to an OS thread and that thread to one CPU
+	// (sched_setaffinity) where the OS allows it. Default false.
+	Pin bool
+	// MaxConnections caps open connections; extra ones get HTTP 503.
+	// Default 100,000.
+	MaxConnections int
+	// MaxMessageSize caps a message (after reassembly and decompression), in
+	// bytes; larger ones close the connection with 1009. Default 1 MiB.
+	MaxMessageSize int
+	// MaxHeaderBytes caps the HTTP upgrade request head. Default 8 KiB.
+	MaxHeaderBytes int
+	// HandshakeTimeout closes a connection that has not finished its upgrade
+	// in time. Default 5s.
+	HandshakeTimeout time.Duration
+	// HeartbeatInterval: a connection silent this long gets a ping. Default 25s.
+	HeartbeatInterval time.Duration
+	// IdleTimeout: a connection silent this long (no frame, no pong) is
+	// closed as dead. Default 2 × HeartbeatInterval + 5s.
+	IdleTimeout time.Duration
+	// WriteBufferLimit caps the bytes queued for one connection that does not
+	// read; past it the connection is dropped. Default 4 MiB.
+	WriteBufferLimit int
+	// DisableCompression turns permessage-deflate (RFC 7692) off. Default
+	// false: compression is offered to clients that ask for it.
+	DisableCompression bool
+	// CompressionLevel for outgoing messages (1 fastest … 9 smallest).
+	// Default 1.
+	CompressionLevel int
+	// CompressionThreshold: outgoing messages shorter than this are sent
+	// uncompressed even to deflate clients. Default 128 bytes.
+	CompressionThreshold int
+	// ReadBufferCap is the loop's read buffer. Default 64 KiB.
+	ReadBufferCap int
+	// CheckOrigin, if set, is asked about each Origin header; false → 403.
+	CheckOrigin func(origin []byte) bool
+	// Logger receives connection-level warnings. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills every zero field with its default.
+func (o *Options) EnsureDefaults() {
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:8080"
+	}
+	if o.Path == "" {
+		o.Path = "/ws"
+	}
+	if o.Loops == 0 {
+		o.Loops = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = 100_000
+	}
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = 1 << 20
+	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = 8 << 10
+	}
+	if o.HandshakeTimeout == 0 {
+		o.HandshakeTimeout = 5 * time.Second
+	}
+	if o.HeartbeatInterval == 0 {
+		o.HeartbeatInterval = 25 * time.Second
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 2*o.HeartbeatInterval + 5*time.Second
+	}
+	if o.WriteBufferLimit == 0 {
+		o.WriteBufferLimit = 4 << 20
+	}
+	if o.CompressionLevel == 0 {
+		o.CompressionLevel = 1
+	}
+	if o.CompressionThreshold == 0 {
+		o.CompressionThreshold = 128
+	}
+	if o.ReadBufferCap == 0 {
+		o.ReadBufferCap = 64 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Loops < 1 {
+		errs = append(errs, fmt.Errorf("netpoll: Loops = %d: need at least 1", o.Loops))
+	}
+	if o.MaxMessageSize < 125 {
+		errs = append(errs, fmt.Errorf("netpoll: MaxMessageSize = %d: need at least 125 bytes", o.MaxMessageSize))
+	}
+	if o.MaxHeaderBytes < 256 {
+		errs = append(errs, fmt.Errorf("netpoll: MaxHeaderBytes = %d: need at least 256", o.MaxHeaderBytes))
+	}
+	if o.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("netpoll: MaxConnections = %d: need at least 1", o.MaxConnections))
+	}
+	if o.IdleTimeout <= o.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("netpoll: IdleTimeout (%v) must exceed HeartbeatInterval (%v)", o.IdleTimeout, o.HeartbeatInterval))
+	}
+	if o.WriteBufferLimit < 4096 {
+		errs = append(errs, fmt.Errorf("netpoll: WriteBufferLimit = %d: need at least 4096 bytes", o.WriteBufferLimit))
+	}
+	if o.CompressionLevel < 1 || o.CompressionLevel > 9 {
+		errs = append(errs, fmt.Errorf("netpoll: CompressionLevel = %d: want 1..9", o.CompressionLevel))
+	}
+	if len(o.Path) == 0 || o.Path[0] != '/' {
+		errs = append(errs, fmt.Errorf("netpoll: Path %q must start with /", o.Path))
+	}
+	return errors.Join(errs...)
+}

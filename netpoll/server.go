@@ -1,0 +1,327 @@
+package netpoll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives the events of a Server. Every method runs on the loop
+// goroutine that owns the connection (or loop) and must not block.
+type Handler interface {
+	// OnOpen is called once the upgrade succeeded. Writes queued here are
+	// the first frames the client sees.
+	OnOpen(c *Conn)
+	// OnMessage is called for each complete text (OpText) or binary
+	// (OpBinary) message, reassembled and inflated. payload is valid only
+	// until OnMessage returns: copy what must outlive it.
+	OnMessage(c *Conn, op byte, payload []byte)
+	// OnClose is called once for every connection OnOpen saw.
+	OnClose(c *Conn, err error)
+	// OnWake is called on l after Loop.Wake.
+	OnWake(l *Loop)
+}
+
+// Stats are the server's counters. Read them with Server.Stats.
+type Stats struct {
+	Accepted          atomic.Int64
+	Open              atomic.Int64
+	Rejected          atomic.Int64 // over MaxConnections or shutting down
+	HandshakeFailures atomic.Int64
+	HandshakeTimeouts atomic.Int64
+	ProtocolErrors    atomic.Int64
+	IdleTimeouts      atomic.Int64
+	SlowConsumerDrops atomic.Int64
+}
+
+// Server is a WebSocket server on gnet event loops.
+type Server struct {
+	gnet.BuiltinEventEngine
+	opts    Options
+	handler Handler
+	stats   Stats
+
+	eng     gnet.Engine
+	addr    net.Addr
+	booted  chan struct{}
+	runErr  chan error
+	done    chan struct{}
+	closing atomic.Bool
+
+	loopsMu sync.Mutex
+	loops   map[gnet.EventLoop]*Loop
+	loopArr atomic.Pointer[[]*Loop] // copy-on-write list for the ticker
+}
+
+// NewServer checks opts and returns a server that is not yet listening.
+func NewServer(opts Options, h Handler) (*Server, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, errors.New("netpoll: nil Handler")
+	}
+	return &Server{
+		opts: opts, handler: h,
+		booted: make(chan struct{}), runErr: make(chan error, 1), done: make(chan struct{}),
+		loops: make(map[gnet.EventLoop]*Loop),
+	}, nil
+}
+
+// Options returns the server's options with defaults filled in.
+func (s *Server) Options() *Options { return &s.opts }
+
+// Stats returns the live counters. Safe from any goroutine.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+func (s *Server) count(c *atomic.Int64) { c.Add(1) }
+
+// Start binds the listener and starts the loops; it returns once they run.
+func (s *Server) Start() error {
+	go func() {
+		err := gnet.Run(s, "tcp://"+s.opts.Addr,
+			gnet.WithNumEventLoop(s.opts.Loops),
+			gnet.WithMulticore(s.opts.Loops > 1),
+			gnet.WithLockOSThread(s.opts.Pin),
+			gnet.WithReadBufferCap(s.opts.ReadBufferCap),
+			gnet.WithReuseAddr(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithLoadBalancing(gnet.LeastConnections),
+			gnet.WithLogger(gnetLogger{s}),
+		)
+		s.runErr <- err
+		close(s.done)
+	}()
+	select {
+	case <-s.booted:
+	case err := <-s.runErr:
+		if err == nil {
+			err = errors.New("netpoll: engine stopped while starting")
+		}
+		return fmt.Errorf("netpoll: listen on %s: %w (set another listen address)", s.opts.Addr, err)
+	}
+	fd, err := s.eng.Dup()
+	if err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			switch a := sa.(type) {
+			case *unix.SockaddrInet4:
+				s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+			case *unix.SockaddrInet6:
+				s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+			}
+		}
+		_ = unix.Close(fd)
+	}
+	if s.addr == nil {
+		s.addr, _ = net.ResolveTCPAddr("tcp", s.opts.Addr)
+	}
+	go s.ticker()
+	return nil
+}
+
+// Addr returns the bound listen address (valid after Start).
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Shutdown sends close 1001 to every client, waits for them to go (or ctx),
+// then stops the loops. Safe from any goroutine; call it once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return errors.New("netpoll: Shutdown called twice")
+	}
+	for _, l := range s.loopList() {
+		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			l.now = time.Now().UnixNano()
+			for i := 0; i < len(l.conns); i++ {
+				c := l.conns[i]
+				switch c.state {
+				case stateOpen:
+					c.Close(CloseGoingAway, "server shutting down")
+				case stateHandshake:
+					c.closeNow()
+					i--
+				}
+			}
+			l.flush()
+			return nil
+		}))
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for s.stats.Open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-tick.C:
+		}
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.eng.Stop(stopCtx)
+	<-s.done
+	return err
+}
+
+// Done is closed once the server has stopped.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+func (s *Server) loopList() []*Loop {
+	if p := s.loopArr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// ticker runs each loop's heartbeat scan once a second.
+func (s *Server) ticker() {
+	period := time.Second
+	if hb := s.opts.HeartbeatInterval / 4; hb < period {
+		period = max(hb, 10*time.Millisecond)
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			for _, l := range s.loopList() {
+				_ = l.el.Execute(context.Background(), l.scanTask)
+			}
+		}
+	}
+}
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	close(s.booted)
+	return gnet.None
+}
+
+// loopOf returns (creating on first sight) the Loop of gc; loop goroutine.
+func (s *Server) loopOf(gc gnet.Conn) *Loop {
+	el := gc.EventLoop()
+	s.loopsMu.Lock()
+	defer s.loopsMu.Unlock()
+	if l, ok := s.loops[el]; ok {
+		return l
+	}
+	l := newLoop(s, el, len(s.loops))
+	s.loops[el] = l
+	list := append(append([]*Loop(nil), s.loopList()...), l)
+	s.loopArr.Store(&list)
+	if s.opts.Pin {
+		pinThread(l.index)
+	}
+	return l
+}
+
+// OnOpen implements gnet.EventHandler.
+func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	c := &Conn{gc: gc, state: stateHandshake, idx: -1}
+	gc.SetContext(c)
+	if s.closing.Load() || s.stats.Open.Load() >= int64(s.opts.MaxConnections) {
+		c.state = stateRejected
+		s.count(&s.stats.Rejected)
+		return httpError(503, "streamd: connection limit reached (MaxConnections) or shutting down\n"), gnet.Close
+	}
+	s.stats.Open.Add(1)
+	s.count(&s.stats.Accepted)
+	l := s.loopOf(gc)
+	c.loop = l
+	l.now = time.Now().UnixNano()
+	c.opened, c.lastActive = l.now, l.now
+	l.addConn(c)
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil || c.state == stateRejected || c.state == stateClosed {
+		return gnet.None
+	}
+	wasOpen := c.state == stateOpen || c.state == stateClosing
+	c.state = stateClosed
+	c.loop.removeConn(c)
+	s.stats.Open.Add(-1)
+	if wasOpen {
+		s.handler.OnClose(c, err)
+	}
+	clear(c.out)
+	c.out, c.msg, c.window = nil, nil, nil
+	return gnet.None
+}
+
+// OnTraffic implements gnet.EventHandler.
+func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil || c.loop == nil {
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	l := c.loop
+	l.now = time.Now().UnixNano()
+	action := gnet.None
+	if c.state == stateHandshake {
+		action = c.handshake()
+	}
+	if action == gnet.None && c.state != stateHandshake {
+		action = c.readFrames()
+	}
+	l.flush()
+	return action
+}
+
+// handshake upgrades c once its request head has arrived whole.
+func (c *Conn) handshake() gnet.Action {
+	s := c.loop.srv
+	buf, _ := c.gc.Peek(-1)
+	end := headerEnd(buf)
+	if end < 0 {
+		if len(buf) > s.opts.MaxHeaderBytes {
+			s.count(&s.stats.HandshakeFailures)
+			_, _ = c.gc.Write(httpError(431, "netpoll: request head over MaxHeaderBytes\n"))
+			return gnet.Close
+		}
+		return gnet.None // wait for the rest of the head
+	}
+	if end > s.opts.MaxHeaderBytes {
+		s.count(&s.stats.HandshakeFailures)
+		_, _ = c.gc.Write(httpError(431, "netpoll: request head over MaxHeaderBytes\n"))
+		return gnet.Close
+	}
+	resp, res, ok := c.loop.upgrader.upgrade(buf[:end])
+	_, _ = c.gc.Write(resp)
+	_, _ = c.gc.Discard(end)
+	if !ok {
+		s.count(&s.stats.HandshakeFailures)
+		return gnet.Close
+	}
+	c.state = stateOpen
+	c.subprotocol = res.subprotocol
+	c.deflate = res.deflate
+	c.clientTakeover = res.clientTakeover
+	c.path = string(res.path)
+	c.lastActive = c.loop.now
+	s.handler.OnOpen(c)
+	return gnet.None
+}
+
+// gnetLogger routes gnet's logs to slog at debug level (errors at warn).
+type gnetLogger struct{ s *Server }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.s.opts.Logger.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.s.opts.Logger.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.s.opts.Logger.Warn(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.s.opts.Logger.Warn(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.s.opts.Logger.Error(fmt.Sprintf(f, a...)) }
