@@ -159,3 +159,23 @@ func (l *Loop) removeConn(c *Conn) {
 	l.conns = l.conns[:last]
 	c.idx = -1
 }
+
+// BeginFrame starts a frame whose payload the caller appends in place: it
+// returns a slice of length MaxHeaderSize (room for the header) with capacity
+// for at least n payload bytes after it. Append the payload, then call
+// EndFrame. Together they build a frame with no copy of the payload.
+func (l *Loop) BeginFrame(n int) []byte {
+	return l.arena.reserve(MaxHeaderSize + n)[:MaxHeaderSize]
+}
+
+// EndFrame writes the header for b (from BeginFrame, payload appended) right
+// before the payload and returns the frame, valid until the loop's next flush.
+func (l *Loop) EndFrame(b []byte, op byte) []byte {
+	l.arena.commit(b)
+	plen := len(b) - MaxHeaderSize
+	var hdr [MaxHeaderSize]byte
+	h := AppendFrameHeader(hdr[:0], true, false, op, plen)
+	start := MaxHeaderSize - len(h)
+	copy(b[start:], h)
+	return b[start:]
+}

@@ -1,0 +1,237 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"runtime"
+	"time"
+
+	"streamd/netpoll"
+)
+
+// Execution modes (Config.Mode).
+const (
+	// ModeAuto picks ModeInline when the process may use one CPU, else
+	// ModeRings.
+	ModeAuto = "auto"
+	// ModeInline runs everything on one event loop: the loop that decodes a
+	// message also runs its room's work. No handoff, no ring.
+	ModeInline = "inline"
+	// ModeRings runs Loops event loops and Workers shard workers, joined by
+	// one SPSC ring per (loop, worker) pair in each direction.
+	ModeRings = "rings"
+)
+
+// RoomPolicy is the policy of the rooms whose name matches Match (a
+// path.Match glob; "*" matches every room). The first matching policy wins.
+type RoomPolicy struct {
+	Match string `yaml:"match" json:"match"`
+	// History is how many recent messages the room keeps in memory for
+	// `join … since`. 0 means the engine's DefaultHistory; -1 keeps none.
+	History int `yaml:"history" json:"history"`
+	// Durable also appends messages to the Badger room log (state issue;
+	// accepted and reported, not yet persisted).
+	Durable bool `yaml:"durable" json:"durable"`
+	// Presence turns on join/leave notices (presence issue; accepted, not
+	// yet acted on).
+	Presence bool `yaml:"presence" json:"presence"`
+}
+
+// Config configures an Engine. Every field is optional; the zero value of a
+// field means the default its comment names. New calls EnsureDefaults and
+// Validate.
+type Config struct {
+	// Listen is the WebSocket listen address. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen" json:"listen"`
+	// Path is the WebSocket endpoint. Default "/ws".
+	Path string `yaml:"path" json:"path"`
+	// Mode is ModeAuto (default), ModeInline or ModeRings.
+	Mode string `yaml:"mode" json:"mode"`
+	// Loops is the number of event loops in ModeRings. Default GOMAXPROCS.
+	Loops int `yaml:"loops" json:"loops"`
+	// Workers is the number of shard workers in ModeRings. Default GOMAXPROCS.
+	Workers int `yaml:"workers" json:"workers"`
+	// RingSize is the capacity of each loop↔worker ring. Default 4096.
+	RingSize int `yaml:"ring_size" json:"ring_size"`
+	// Pin locks loops and workers to OS threads pinned to CPUs where the OS
+	// allows it. Default false.
+	Pin bool `yaml:"pin" json:"pin"`
+	// MaxConnections caps open connections. Default 100,000.
+	MaxConnections int `yaml:"max_connections" json:"max_connections"`
+	// MaxMessageSize caps one WebSocket message in bytes (close 1009).
+	// Default 1 MiB.
+	MaxMessageSize int `yaml:"max_message_size" json:"max_message_size"`
+	// MaxRoomName caps a room name in bytes. Default 256.
+	MaxRoomName int `yaml:"max_room_name" json:"max_room_name"`
+	// MaxRooms caps the number of rooms that exist at once. Default 1,000,000.
+	MaxRooms int `yaml:"max_rooms" json:"max_rooms"`
+	// MaxRoomsPerConn caps the rooms one connection may join. Default 1,000.
+	MaxRoomsPerConn int `yaml:"max_rooms_per_conn" json:"max_rooms_per_conn"`
+	// DefaultHistory is the history length of rooms no policy sets. Default 100.
+	DefaultHistory int `yaml:"default_history" json:"default_history"`
+	// HeartbeatInterval: the welcome's heartbeat_ms, and the silence after
+	// which the server pings. Default 25s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" json:"heartbeat_interval"`
+	// IdleTimeout: silence after which a connection is closed as dead.
+	// Default 2×HeartbeatInterval + 5s.
+	IdleTimeout time.Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// HandshakeTimeout bounds the HTTP upgrade. Default 5s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout" json:"handshake_timeout"`
+	// WriteBufferLimit: bytes queued for a connection that does not read
+	// before it is dropped. Default 4 MiB.
+	WriteBufferLimit int `yaml:"write_buffer_limit" json:"write_buffer_limit"`
+	// DisableCompression turns permessage-deflate off. Default false.
+	DisableCompression bool `yaml:"disable_compression" json:"disable_compression"`
+	// CompressionThreshold: messages shorter than this go uncompressed.
+	// Default 128 bytes.
+	CompressionThreshold int `yaml:"compression_threshold" json:"compression_threshold"`
+	// Rooms are the per-room policies; the first whose Match fits wins.
+	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
+	// Logger receives the engine's logs. Default slog.Default().
+	Logger *slog.Logger `yaml:"-" json:"-"`
+}
+
+// EnsureDefaults fills every zero field with its default.
+func (c *Config) EnsureDefaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.Path == "" {
+		c.Path = "/ws"
+	}
+	if c.Mode == "" {
+		c.Mode = ModeAuto
+	}
+	if c.Mode == ModeAuto {
+		if runtime.GOMAXPROCS(0) == 1 {
+			c.Mode = ModeInline
+		} else {
+			c.Mode = ModeRings
+		}
+	}
+	if c.Mode == ModeInline {
+		c.Loops, c.Workers = 1, 0
+	}
+	if c.Mode == ModeRings {
+		if c.Loops == 0 {
+			c.Loops = runtime.GOMAXPROCS(0)
+		}
+		if c.Workers == 0 {
+			c.Workers = runtime.GOMAXPROCS(0)
+		}
+	}
+	if c.RingSize == 0 {
+		c.RingSize = 4096
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 100_000
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = 1 << 20
+	}
+	if c.MaxRoomName == 0 {
+		c.MaxRoomName = 256
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = 1_000_000
+	}
+	if c.MaxRoomsPerConn == 0 {
+		c.MaxRoomsPerConn = 1000
+	}
+	if c.DefaultHistory == 0 {
+		c.DefaultHistory = 100
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 25 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 2*c.HeartbeatInterval + 5*time.Second
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.WriteBufferLimit == 0 {
+		c.WriteBufferLimit = 4 << 20
+	}
+	if c.CompressionThreshold == 0 {
+		c.CompressionThreshold = 128
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every setting that cannot work, naming each.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Mode {
+	case ModeInline, ModeRings:
+	default:
+		errs = append(errs, fmt.Errorf("engine: mode %q: want auto, inline or rings", c.Mode))
+	}
+	if c.Mode == ModeRings && (c.Loops < 1 || c.Workers < 1) {
+		errs = append(errs, fmt.Errorf("engine: loops = %d, workers = %d: rings mode needs at least 1 of each", c.Loops, c.Workers))
+	}
+	if c.RingSize < 2 || c.RingSize > 1<<20 {
+		errs = append(errs, fmt.Errorf("engine: ring_size = %d: want 2..1048576", c.RingSize))
+	}
+	if c.MaxRoomName < 1 || c.MaxRoomName > 4096 {
+		errs = append(errs, fmt.Errorf("engine: max_room_name = %d: want 1..4096", c.MaxRoomName))
+	}
+	if c.MaxRooms < 1 {
+		errs = append(errs, fmt.Errorf("engine: max_rooms = %d: want at least 1", c.MaxRooms))
+	}
+	if c.MaxRoomsPerConn < 1 {
+		errs = append(errs, fmt.Errorf("engine: max_rooms_per_conn = %d: want at least 1", c.MaxRoomsPerConn))
+	}
+	if c.DefaultHistory < -1 || c.DefaultHistory > 1<<20 {
+		errs = append(errs, fmt.Errorf("engine: default_history = %d: want -1..1048576", c.DefaultHistory))
+	}
+	for i, p := range c.Rooms {
+		if p.Match == "" {
+			errs = append(errs, fmt.Errorf("engine: rooms[%d].match is empty: use \"*\" for every room", i))
+		} else if _, err := path.Match(p.Match, ""); err != nil {
+			errs = append(errs, fmt.Errorf("engine: rooms[%d].match %q: %v", i, p.Match, err))
+		}
+		if p.History < -1 || p.History > 1<<20 {
+			errs = append(errs, fmt.Errorf("engine: rooms[%d].history = %d: want -1..1048576", i, p.History))
+		}
+	}
+	if o := c.netpollOptions(); o.Validate() != nil {
+		err := o.Validate()
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) netpollOptions() netpoll.Options {
+	o := netpoll.Options{
+		Addr: c.Listen, Path: c.Path, Loops: c.Loops, Pin: c.Pin,
+		MaxConnections: c.MaxConnections, MaxMessageSize: c.MaxMessageSize,
+		HandshakeTimeout: c.HandshakeTimeout, HeartbeatInterval: c.HeartbeatInterval,
+		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit,
+		DisableCompression: c.DisableCompression, CompressionThreshold: c.CompressionThreshold,
+		Logger: c.Logger,
+	}
+	o.EnsureDefaults()
+	return o
+}
+
+// historyFor returns the history length for a room name.
+func (c *Config) historyFor(name string) int {
+	for _, p := range c.Rooms {
+		if ok, _ := path.Match(p.Match, name); ok {
+			switch {
+			case p.History == 0:
+				return max(c.DefaultHistory, 0)
+			case p.History < 0:
+				return 0
+			default:
+				return p.History
+			}
+		}
+	}
+	return max(c.DefaultHistory, 0)
+}

@@ -1,0 +1,336 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"streamd/netpoll"
+	"streamd/protocol"
+	"streamd/ring"
+)
+
+// Engine is a running streamd: WebSocket loops, shard workers and rooms.
+// Its exported methods are safe from any goroutine.
+type Engine struct {
+	cfg    Config
+	inline bool
+	srv    *netpoll.Server
+	shards []*shard
+	loops  []atomic.Pointer[loopState] // by loop index, set on first connection
+
+	rooms     sync.Map // name → *room
+	roomCount atomic.Int64
+	roomsMu   sync.Mutex // serialises room creation only
+	seed      maphash.Seed
+
+	nextSession atomic.Uint64
+	metrics     counters
+
+	state    atomic.Int32 // 0 new, 1 started, 2 closed
+	stop     chan struct{}
+	workerWG sync.WaitGroup
+}
+
+// Engine states.
+const (
+	stateNew int32 = iota
+	stateStarted
+	stateClosed
+)
+
+// New checks cfg and builds an engine; Start makes it listen.
+func New(cfg Config) (*Engine, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	nShards := max(cfg.Workers, 1)
+	e.loops = make([]atomic.Pointer[loopState], cfg.Loops)
+	for i := 0; i < nShards; i++ {
+		sh := &shard{e: e, index: i, wake: make([]bool, cfg.Loops)}
+		for l := 0; l < cfg.Loops; l++ {
+			sh.toLoop = append(sh.toLoop, ring.New[out](cfg.RingSize))
+			if !e.inline {
+				sh.in = append(sh.in, ring.New[command](cfg.RingSize))
+			}
+		}
+		if !e.inline {
+			sh.worker = &worker{sh: sh, wakeCh: make(chan struct{}, 1)}
+		}
+		e.shards = append(e.shards, sh)
+	}
+	srv, err := netpoll.NewServer(cfg.netpollOptions(), e)
+	if err != nil {
+		return nil, err
+	}
+	e.srv = srv
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Start listens and starts the loops and workers.
+func (e *Engine) Start() error {
+	if !e.state.CompareAndSwap(stateNew, stateStarted) {
+		return errors.New("engine: Start called twice or after Close")
+	}
+	for i, sh := range e.shards {
+		if sh.worker != nil {
+			e.workerWG.Add(1)
+			go sh.worker.run(e.cfg.Loops + i)
+		}
+	}
+	if err := e.srv.Start(); err != nil {
+		close(e.stop)
+		e.workerWG.Wait()
+		e.state.Store(stateClosed)
+		return err
+	}
+	return nil
+}
+
+// Addr returns the bound WebSocket address (after Start).
+func (e *Engine) Addr() net.Addr { return e.srv.Addr() }
+
+// Close sends close 1001 to every client, waits up to ctx for them to
+// leave, and stops the loops and workers.
+func (e *Engine) Close(ctx context.Context) error {
+	if !e.state.CompareAndSwap(stateStarted, stateClosed) {
+		e.state.Store(stateClosed)
+		return nil
+	}
+	err := e.srv.Shutdown(ctx)
+	close(e.stop)
+	for _, sh := range e.shards {
+		if sh.worker != nil {
+			sh.worker.notify()
+		}
+	}
+	e.workerWG.Wait()
+	return err
+}
+
+// yield waits a little for a full ring to drain.
+func (e *Engine) yield() { runtime.Gosched() }
+
+// room returns the room called name, creating it (and checking MaxRooms).
+func (e *Engine) room(name string) (*room, error) {
+	if r, ok := e.rooms.Load(name); ok {
+		return r.(*room), nil
+	}
+	e.roomsMu.Lock()
+	defer e.roomsMu.Unlock()
+	if r, ok := e.rooms.Load(name); ok {
+		return r.(*room), nil
+	}
+	if e.roomCount.Load() >= int64(e.cfg.MaxRooms) {
+		return nil, &protocol.Error{Code: CodeTooManyRooms, Message: "the engine holds max_rooms rooms already"}
+	}
+	r := &room{
+		name:      name,
+		nameB:     []byte(name),
+		shard:     e.shards[maphash.String(e.seed, name)%uint64(len(e.shards))],
+		loopCount: make([]int32, e.cfg.Loops),
+		views:     make([]*roomView, e.cfg.Loops),
+	}
+	if n := e.cfg.historyFor(name); n > 0 {
+		r.hist.buf = make([]*Message, n)
+	}
+	e.rooms.Store(name, r)
+	e.roomCount.Add(1)
+	return r, nil
+}
+
+// Publish sends data (one JSON value) to every member of room and returns
+// its seq. Safe from any goroutine.
+func (e *Engine) Publish(roomName string, data []byte) (uint64, error) {
+	if e.state.Load() == stateClosed {
+		return 0, errors.New("engine: Publish after Close")
+	}
+	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
+		return 0, fmt.Errorf("engine: room %q: %w", roomName, err)
+	}
+	if !json.Valid(data) {
+		return 0, errors.New("engine: Publish data is not one valid JSON value")
+	}
+	r, err := e.room(roomName)
+	if err != nil {
+		return 0, err
+	}
+	sh := r.shard
+	sh.mu.Lock()
+	sh.publish(exec{}, r, newMessage(encJSON, data, nil), nil)
+	seq := r.seq
+	sh.flushWakes()
+	sh.mu.Unlock()
+	return seq, nil
+}
+
+// Subscribe calls fn with every message published to room from now on,
+// in seq order, and returns a function that stops it. fn runs on the room's
+// shard goroutine while it holds the shard: it must return quickly and must
+// not call Publish or Subscribe (hand such work to another goroutine). The
+// *Message is valid only during the call.
+func (e *Engine) Subscribe(roomName string, fn func(m *Message)) (cancel func(), err error) {
+	if fn == nil {
+		return nil, errors.New("engine: Subscribe with a nil func")
+	}
+	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
+		return nil, fmt.Errorf("engine: room %q: %w", roomName, err)
+	}
+	r, err := e.room(roomName)
+	if err != nil {
+		return nil, err
+	}
+	sub := &subscription{fn: fn, room: r}
+	r.shard.mu.Lock()
+	r.subs = append(r.subs, sub)
+	r.shard.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.shard.mu.Lock()
+			defer r.shard.mu.Unlock()
+			for i, s := range r.subs {
+				if s == sub {
+					r.subs = append(r.subs[:i], r.subs[i+1:]...)
+					break
+				}
+			}
+		})
+	}, nil
+}
+
+// worker runs one shard in ModeRings.
+type worker struct {
+	sh       *shard
+	sleeping atomic.Bool
+	wakeCh   chan struct{}
+}
+
+// notify wakes the worker if it parked. Safe from any goroutine. A producer
+// publishes its item before calling notify and the worker re-checks its
+// rings after raising sleeping, so no wake-up is lost.
+func (w *worker) notify() {
+	if w.sleeping.Load() {
+		select {
+		case w.wakeCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+const workerBatch = 256
+
+func (w *worker) run(cpu int) {
+	defer w.sh.e.workerWG.Done()
+	if w.sh.e.cfg.Pin {
+		runtime.LockOSThread()
+		netpoll.PinThread(cpu)
+	}
+	sh := w.sh
+	idle := 0
+	for {
+		n := 0
+		sh.mu.Lock()
+		for _, in := range sh.in {
+			for k := 0; k < workerBatch; k++ {
+				c := in.Peek()
+				if c == nil {
+					break
+				}
+				cmd := *c
+				in.Release()
+				sh.handle(exec{}, &cmd)
+				n++
+			}
+		}
+		sh.flushWakes()
+		sh.mu.Unlock()
+		if n > 0 {
+			idle = 0
+			continue
+		}
+		select {
+		case <-sh.e.stop:
+			return
+		default:
+		}
+		idle++
+		switch {
+		case idle < 50:
+			continue // spin: work usually comes in bursts
+		case idle < 100:
+			runtime.Gosched()
+			continue
+		}
+		w.sleeping.Store(true)
+		if w.pending() {
+			w.sleeping.Store(false)
+			continue
+		}
+		select {
+		case <-w.wakeCh:
+		case <-sh.e.stop:
+		case <-time.After(time.Second): // belt and braces
+		}
+		w.sleeping.Store(false)
+		idle = 0
+	}
+}
+
+func (w *worker) pending() bool {
+	for _, in := range w.sh.in {
+		if in.Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// counters are the engine's own totals (connection counts live in netpoll).
+type counters struct {
+	received  atomic.Uint64
+	published atomic.Uint64
+	delivered atomic.Uint64
+	errors    atomic.Uint64
+}
+
+// Stats is a snapshot of the engine's counters.
+type Stats struct {
+	Connections       int64
+	Accepted          int64
+	Rejected          int64
+	Rooms             int64
+	Received          uint64
+	Published         uint64
+	Delivered         uint64
+	Errors            uint64
+	ProtocolErrors    int64
+	SlowConsumerDrops int64
+	IdleTimeouts      int64
+	HandshakeFailures int64
+}
+
+// Stats returns a snapshot of the counters. Safe from any goroutine.
+func (e *Engine) Stats() Stats {
+	ns := e.srv.Stats()
+	return Stats{
+		Connections: ns.Open.Load(), Accepted: ns.Accepted.Load(), Rejected: ns.Rejected.Load(),
+		Rooms:    e.roomCount.Load(),
+		Received: e.metrics.received.Load(), Published: e.metrics.published.Load(),
+		Delivered: e.metrics.delivered.Load(), Errors: e.metrics.errors.Load(),
+		ProtocolErrors: ns.ProtocolErrors.Load(), SlowConsumerDrops: ns.SlowConsumerDrops.Load(),
+		IdleTimeouts: ns.IdleTimeouts.Load(), HandshakeFailures: ns.HandshakeFailures.Load() + ns.HandshakeTimeouts.Load(),
+	}
+}

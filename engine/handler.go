@@ -1,0 +1,246 @@
+package engine
+
+import (
+	"errors"
+	"streamd/ring"
+
+	"streamd/netpoll"
+	"streamd/protocol"
+)
+
+// Error codes the engine answers with (besides the decoder's: bad_json,
+// bad_msgpack, missing_type, unknown_type, bad_field).
+const (
+	CodeMissingRoom   = "missing_room"
+	CodeRoomTooLong   = "room_too_long"
+	CodeInvalidRoom   = "invalid_room"
+	CodeNotJoined     = "not_joined"
+	CodeTooManyRooms  = "too_many_rooms"
+	CodeUnknownStream = "unknown_stream"
+	CodeMissingStream = "missing_stream"
+)
+
+// netpoll.Handler implementation: every method runs on the connection's loop.
+
+func (e *Engine) loopState(l *netpoll.Loop) *loopState {
+	if ls, ok := l.Ctx.(*loopState); ok {
+		return ls
+	}
+	ls := &loopState{e: e, np: l, index: l.Index(), rooms: make(map[string]*room)}
+	if !e.inline {
+		ls.toShard = make([]*ring.SPSC[command], len(e.shards))
+		for i, sh := range e.shards {
+			ls.toShard[i] = sh.in[ls.index]
+		}
+	}
+	l.Ctx = ls
+	e.loops[ls.index].Store(ls)
+	return ls
+}
+
+// OnOpen greets the client.
+func (e *Engine) OnOpen(c *netpoll.Conn) {
+	ls := e.loopState(c.Loop())
+	s := &session{id: e.nextSession.Add(1), conn: c, ls: ls}
+	if c.Subprotocol() == netpoll.SubprotocolMsgpack {
+		s.enc = encMsgpack
+	}
+	c.Ctx = s
+	b := ls.np.BeginFrame(64)
+	hb := e.cfg.HeartbeatInterval.Milliseconds()
+	if s.enc == encJSON {
+		b = protocol.AppendWelcomeJSON(b, s.id, hb)
+	} else {
+		b = protocol.AppendWelcomeMsgpack(b, s.id, hb)
+	}
+	s.write(ls.finish(s, b))
+}
+
+// OnClose leaves every room quietly.
+func (e *Engine) OnClose(c *netpoll.Conn, _ error) {
+	s, _ := c.Ctx.(*session)
+	if s == nil {
+		return
+	}
+	s.closed = true
+	ls := s.ls
+	for i := range s.joins {
+		m := &s.joins[i]
+		ls.removeFromView(s, m)
+		if m.state != leaving {
+			ls.send(command{kind: cmdDrop, room: m.room, sess: s})
+		}
+	}
+	clear(s.joins)
+	s.joins = nil
+	c.Ctx = nil
+}
+
+// OnWake drains the shards' answers for this loop.
+func (e *Engine) OnWake(l *netpoll.Loop) {
+	if ls, ok := l.Ctx.(*loopState); ok {
+		ls.drainOuts()
+	}
+}
+
+// OnMessage decodes one envelope and acts on it.
+func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
+	s, _ := c.Ctx.(*session)
+	if s == nil {
+		return
+	}
+	ls := s.ls
+	e.metrics.received.Add(1)
+	env := &ls.env
+	var err error
+	if op == netpoll.OpText {
+		s.enc = encJSON
+		err = ls.dec.DecodeJSON(payload, env)
+	} else {
+		s.enc = encMsgpack
+		err = ls.dec.DecodeMsgpack(payload, env)
+	}
+	if err != nil {
+		ls.replyError(s, env.ID, err)
+		return
+	}
+	switch env.Type {
+	case protocol.TypeJoin:
+		r, err := ls.roomFor(env.Room)
+		if err != nil {
+			ls.replyError(s, env.ID, err)
+			return
+		}
+		ls.join(s, r, env)
+	case protocol.TypeLeave:
+		r, err := ls.roomFor(env.Room)
+		if err != nil {
+			ls.replyError(s, env.ID, err)
+			return
+		}
+		m := s.find(r)
+		if m == nil || m.state == leaving {
+			ls.replyError(s, env.ID, &protocol.Error{Code: CodeNotJoined, Message: "not a member of room " + string(env.Room)})
+			return
+		}
+		m.state = leaving
+		ls.send(command{kind: cmdLeave, room: r, sess: s, msg: idCarrier(s.enc, env.ID)})
+	case protocol.TypePublish:
+		r, err := ls.roomFor(env.Room)
+		if err != nil {
+			ls.replyError(s, env.ID, err)
+			return
+		}
+		ls.send(command{kind: cmdPublish, room: r, sess: s, msg: newMessage(s.enc, env.Data, env.ID)})
+	case protocol.TypePing:
+		b := ls.np.BeginFrame(32 + len(env.ID))
+		if s.enc == encJSON {
+			b = protocol.AppendPongJSON(b, env.ID)
+		} else {
+			b = protocol.AppendPongMsgpack(b, env.ID)
+		}
+		s.write(ls.finish(s, b))
+	case protocol.TypeAck:
+		// Client positions are recorded by the durable-room work (state
+		// issue); until then an ack is accepted and has no effect.
+		if _, err := ls.roomFor(env.Room); err != nil {
+			ls.replyError(s, env.ID, err)
+		}
+	case protocol.TypeEvent:
+		if len(env.Stream) == 0 {
+			ls.replyError(s, env.ID, &protocol.Error{Code: CodeMissingStream, Message: "event needs a stream"})
+			return
+		}
+		ls.replyError(s, env.ID, &protocol.Error{Code: CodeUnknownStream, Message: "no pipeline reads stream " + string(env.Stream)})
+	default:
+		ls.replyError(s, env.ID, &protocol.Error{Code: "unknown_type", Message: "unknown message type " + string(env.TypeName)})
+	}
+}
+
+func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
+	c := command{kind: cmdJoin, room: r, sess: s, since: env.Since, hasSince: env.HasSince}
+	switch m := s.find(r); {
+	case m == nil:
+		if len(s.joins) >= ls.e.cfg.MaxRoomsPerConn {
+			ls.replyError(s, env.ID, &protocol.Error{Code: CodeTooManyRooms, Message: "this connection is in max_rooms_per_conn rooms already"})
+			return
+		}
+		s.joins = append(s.joins, membership{room: r, state: joining, pos: -1})
+	case m.state == leaving:
+		m.state = joining
+	default:
+		c.kind = cmdRejoin
+	}
+	c.msg = idCarrier(s.enc, env.ID)
+	ls.send(c)
+}
+
+// idCarrier keeps a request id alive until the shard's answer comes back.
+func idCarrier(enc encoding, id []byte) *Message {
+	if id == nil {
+		return nil
+	}
+	return newMessage(enc, nil, id)
+}
+
+// roomFor validates name and returns its room, creating it if needed.
+func (ls *loopState) roomFor(name []byte) (*room, error) {
+	if r, ok := ls.rooms[string(name)]; ok {
+		return r, nil
+	}
+	if err := protocol.ValidRoomName(name, ls.e.cfg.MaxRoomName); err != nil {
+		return nil, err
+	}
+	r, err := ls.e.room(string(name))
+	if err != nil {
+		return nil, err
+	}
+	ls.rooms[r.name] = r
+	return r, nil
+}
+
+// replyError answers s with an error envelope.
+func (ls *loopState) replyError(s *session, id []byte, err error) {
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		pe = &protocol.Error{Code: "internal", Message: err.Error()}
+	}
+	ls.e.metrics.errors.Add(1)
+	b := ls.np.BeginFrame(64 + len(id) + len(pe.Code) + len(pe.Message))
+	if s.enc == encJSON {
+		b = protocol.AppendErrorJSON(b, id, pe.Code, pe.Message)
+	} else {
+		b = protocol.AppendErrorMsgpack(b, id, pe.Code, pe.Message)
+	}
+	s.write(ls.finish(s, b))
+}
+
+func (ls *loopState) appendAck(s *session, id []byte, r *room, seq uint64) []byte {
+	b := ls.np.BeginFrame(48 + len(id) + len(r.nameB))
+	if s.enc == encJSON {
+		b = protocol.AppendAckJSON(b, id, r.nameB, seq)
+	} else {
+		b = protocol.AppendAckMsgpack(b, id, r.nameB, seq)
+	}
+	return ls.finish(s, b)
+}
+
+func (ls *loopState) appendLeft(s *session, id []byte, r *room) []byte {
+	b := ls.np.BeginFrame(32 + len(id) + len(r.nameB))
+	if s.enc == encJSON {
+		b = protocol.AppendLeftJSON(b, id, r.nameB)
+	} else {
+		b = protocol.AppendLeftMsgpack(b, id, r.nameB)
+	}
+	return ls.finish(s, b)
+}
+
+func (ls *loopState) appendJoined(s *session, id []byte, r *room, seq uint64, recovered int8) []byte {
+	b := ls.np.BeginFrame(64 + len(id) + len(r.nameB))
+	if s.enc == encJSON {
+		b = protocol.AppendJoinedJSON(b, id, r.nameB, seq, recovered >= 0, recovered == 1)
+	} else {
+		b = protocol.AppendJoinedMsgpack(b, id, r.nameB, seq, recovered >= 0, recovered == 1)
+	}
+	return ls.finish(s, b)
+}

@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"streamd/netpoll"
+	"streamd/protocol"
+	"streamd/ring"
+)
+
+// loopState is the engine's side of one event loop: its sessions' rooms,
+// the room-name cache, and the rings to and from the shards. Loop-only.
+type loopState struct {
+	e     *Engine
+	np    *netpoll.Loop
+	index int
+
+	rooms   map[string]*room // cache of e.rooms, read without a lock
+	dec     protocol.Decoder
+	env     protocol.Envelope
+	toShard []*ring.SPSC[command] // toShard[s] = shards[s].in[index]
+	frames  [4][]byte             // per-delivery frame variants (scratch)
+	conv    []byte                // transcoding scratch
+}
+
+// session is one client connection's protocol state. Loop-only, except
+// that shards carry the pointer (never its fields) in commands and outs.
+type session struct {
+	id     uint64
+	conn   *netpoll.Conn
+	ls     *loopState
+	enc    encoding // the encoding the client last used
+	closed bool
+	joins  []membership
+}
+
+type memberState uint8
+
+const (
+	joining memberState = iota + 1 // join sent to the shard, no answer yet
+	joined                         // in the room's view on this loop
+	leaving                        // leave sent to the shard, no answer yet
+)
+
+type membership struct {
+	room  *room
+	state memberState
+	pos   int32 // index in room.views[loop].members; -1 when not in the view
+}
+
+// roomView lists one loop's members of a room (loop-owned).
+type roomView struct {
+	members []*session
+}
+
+func (s *session) find(r *room) *membership {
+	for i := range s.joins {
+		if s.joins[i].room == r {
+			return &s.joins[i]
+		}
+	}
+	return nil
+}
+
+func (s *session) forget(r *room) {
+	for i := range s.joins {
+		if s.joins[i].room == r {
+			last := len(s.joins) - 1
+			s.joins[i] = s.joins[last]
+			s.joins[last] = membership{}
+			s.joins = s.joins[:last]
+			return
+		}
+	}
+}
+
+// addToView puts s in r's view on its loop.
+func (ls *loopState) addToView(s *session, m *membership) {
+	if m.pos >= 0 {
+		return
+	}
+	v := m.room.views[ls.index]
+	if v == nil {
+		v = &roomView{}
+		m.room.views[ls.index] = v
+	}
+	m.pos = int32(len(v.members))
+	v.members = append(v.members, s)
+}
+
+// removeFromView takes s out of r's view (swap-remove).
+func (ls *loopState) removeFromView(s *session, m *membership) {
+	if m.pos < 0 {
+		return
+	}
+	v := m.room.views[ls.index]
+	last := len(v.members) - 1
+	moved := v.members[last]
+	v.members[m.pos] = moved
+	v.members[last] = nil
+	v.members = v.members[:last]
+	if moved != s {
+		if mm := moved.find(m.room); mm != nil {
+			mm.pos = m.pos
+		}
+	}
+	m.pos = -1
+}
+
+// send hands c to the shard that owns its room.
+func (ls *loopState) send(c command) {
+	sh := c.room.shard
+	if ls.e.inline {
+		sh.mu.Lock()
+		sh.handle(exec{loop: ls}, &c)
+		sh.flushWakes()
+		sh.mu.Unlock()
+		return
+	}
+	r := ls.toShard[sh.index]
+	for !r.TryPush(c) {
+		ls.drainOuts() // the shard may wait on us: keep our side moving
+		ls.e.yield()
+	}
+	sh.worker.notify()
+}
+
+// drainOuts handles every out the shards queued for this loop.
+func (ls *loopState) drainOuts() {
+	for _, sh := range ls.e.shards {
+		ls.drainFrom(sh)
+	}
+}
+
+func (ls *loopState) drainFrom(sh *shard) {
+	r := sh.toLoop[ls.index]
+	for o := r.Peek(); o != nil; o = r.Peek() {
+		v := *o
+		r.Release()
+		ls.handleOut(&v)
+	}
+}
+
+// handleOut applies one shard answer on this loop.
+func (ls *loopState) handleOut(o *out) {
+	switch o.kind {
+	case outDeliver:
+		ls.deliver(o.room, o.msg)
+		o.msg.release()
+	case outAck:
+		if s := o.sess; !s.closed {
+			s.write(ls.appendAck(s, o.msg.id, o.room, o.seq))
+		}
+		o.msg.release()
+	case outJoined:
+		ls.joined(o)
+	case outLeft:
+		s := o.sess
+		if !s.closed {
+			if m := s.find(o.room); m != nil && m.state == leaving {
+				ls.removeFromView(s, m)
+				s.forget(o.room)
+			}
+			s.write(ls.appendLeft(s, idOf(o.msg), o.room))
+		}
+		if o.msg != nil {
+			o.msg.release()
+		}
+	}
+}
+
+func idOf(m *Message) []byte {
+	if m == nil {
+		return nil
+	}
+	return m.id
+}
+
+// joined completes a join: view membership, the answer, then the replay.
+func (ls *loopState) joined(o *out) {
+	s := o.sess
+	if !s.closed {
+		if m := s.find(o.room); m != nil && m.state == joining {
+			m.state = joined
+			ls.addToView(s, m)
+		}
+		s.write(ls.appendJoined(s, idOf(o.msg), o.room, o.seq, o.recovered))
+		for _, m := range o.replay {
+			s.write(ls.messageFrame(s, m))
+		}
+	}
+	for _, m := range o.replay {
+		m.release()
+	}
+	if o.msg != nil {
+		o.msg.release()
+	}
+}
+
+// deliver writes m to every local member of r, encoding each frame variant
+// (JSON/msgpack × plain/deflate) at most once.
+func (ls *loopState) deliver(r *room, m *Message) {
+	v := r.views[ls.index]
+	if v == nil || len(v.members) == 0 {
+		return
+	}
+	ls.frames = [4][]byte{}
+	for _, s := range v.members {
+		k := int(s.enc) << 1
+		if s.conn.Deflate() {
+			k |= 1
+		}
+		f := ls.frames[k]
+		if f == nil {
+			f = ls.messageFrame(s, m)
+			ls.frames[k] = f
+		}
+		s.conn.Write(f)
+	}
+	ls.e.metrics.delivered.Add(uint64(len(v.members)))
+}
+
+// messageFrame encodes m as a `message` frame for s's encoding.
+func (ls *loopState) messageFrame(s *session, m *Message) []byte {
+	data := m.data
+	if m.enc != s.enc && data != nil {
+		ls.conv = transcode(ls.conv[:0], data, m.enc, s.enc)
+		data = ls.conv
+	}
+	b := ls.np.BeginFrame(len(data) + len(m.room.name) + 64)
+	if s.enc == encJSON {
+		b = protocol.AppendMessageJSON(b, m.room.nameB, m.seq, data)
+	} else {
+		b = protocol.AppendMessageMsgpack(b, m.room.nameB, m.seq, data)
+	}
+	return ls.finish(s, b)
+}
+
+// finish turns a BeginFrame buffer into a frame for s (compressed when s
+// negotiated deflate and the payload is long enough).
+func (ls *loopState) finish(s *session, b []byte) []byte {
+	op := netpoll.OpText
+	if s.enc == encMsgpack {
+		op = netpoll.OpBinary
+	}
+	if s.conn.Deflate() && len(b)-netpoll.MaxHeaderSize >= ls.e.cfg.CompressionThreshold {
+		return ls.np.AppendMessageFrame(op, b[netpoll.MaxHeaderSize:], true)
+	}
+	return ls.np.EndFrame(b, op)
+}
+
+func (s *session) write(frame []byte) { s.conn.Write(frame) }
+
+// transcode converts one encoded value between JSON and msgpack; a value
+// that cannot be converted becomes null.
+func transcode(dst, v []byte, from, to encoding) []byte {
+	var out []byte
+	var err error
+	if from == encJSON && to == encMsgpack {
+		out, err = protocol.JSONToMsgpack(dst, v)
+		if err != nil {
+			return append(dst[:0], 0xc0)
+		}
+		return out
+	}
+	if from == encMsgpack && to == encJSON {
+		out, err = protocol.MsgpackToJSON(dst, v)
+		if err != nil {
+			return append(dst[:0], "null"...)
+		}
+		return out
+	}
+	return append(dst, v...)
+}

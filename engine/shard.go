@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"sync"
+
+	"streamd/ring"
+)
+
+// room is the state of one room. The fields under "shard-owned" are touched
+// only by the goroutine holding the room's shard lock; views[i] only by
+// loop i. name, shard and jsonName never change.
+type room struct {
+	name  string
+	nameB []byte // name as bytes, for encoders
+	shard *shard
+
+	// shard-owned
+	seq       uint64
+	hist      history
+	loopCount []int32 // members per loop; a loop gets deliveries while > 0
+	subs      []*subscription
+
+	// views[i] is loop i's list of its local members (loop-owned).
+	views []*roomView
+}
+
+// history is a bounded ring of a room's recent messages (each holds a ref).
+type history struct {
+	buf  []*Message // len = capacity (0: no history)
+	next int        // slot for the next message
+	n    int        // messages held
+}
+
+func (h *history) push(m *Message) {
+	if len(h.buf) == 0 {
+		return
+	}
+	m.retain()
+	if old := h.buf[h.next]; old != nil {
+		old.release()
+	}
+	h.buf[h.next] = m
+	h.next = (h.next + 1) % len(h.buf)
+	h.n = min(h.n+1, len(h.buf))
+}
+
+// after returns, retained, the held messages with seq > since, oldest first,
+// and whether nothing after since was lost (the history reaches since+1).
+func (h *history) after(since, last uint64) (msgs []*Message, complete bool) {
+	if since >= last {
+		return nil, true
+	}
+	oldest := last - uint64(h.n) + 1 // seq of the oldest held message
+	complete = h.n > 0 && oldest <= since+1
+	want := last - max(since, oldest-1)
+	if h.n == 0 || want == 0 {
+		return nil, complete
+	}
+	msgs = make([]*Message, 0, want)
+	start := (h.next - int(want) + len(h.buf)) % len(h.buf)
+	for i := 0; i < int(want); i++ {
+		m := h.buf[(start+i)%len(h.buf)]
+		m.retain()
+		msgs = append(msgs, m)
+	}
+	return msgs, complete
+}
+
+// subscription is an embedding-API subscriber (Engine.Subscribe).
+type subscription struct {
+	fn   func(*Message)
+	room *room
+}
+
+// cmdKind is what a loop asks of a shard.
+type cmdKind uint8
+
+const (
+	cmdJoin    cmdKind = iota + 1
+	cmdRejoin          // join of a room the session is already in (no count change)
+	cmdLeave           // leave with an answer
+	cmdDrop            // leave without an answer (the session closed)
+	cmdPublish         // publish msg to room
+)
+
+// command travels from a loop to the shard that owns its room.
+type command struct {
+	kind     cmdKind
+	hasSince bool
+	room     *room
+	sess     *session
+	msg      *Message // cmdPublish (with its ref); for join/leave carries the id
+	since    uint64
+}
+
+// outKind is what a shard tells a loop.
+type outKind uint8
+
+const (
+	outDeliver outKind = iota + 1 // deliver msg to the room's local members
+	outJoined                     // sess joined room
+	outLeft                       // sess left room
+	outAck                        // sess's publish (msg, with its id) got seq
+)
+
+// out travels from a shard to a loop.
+type out struct {
+	kind      outKind
+	recovered int8 // -1: no since given; 0/1: recovered false/true
+	room      *room
+	sess      *session
+	msg       *Message   // outDeliver/outAck: holds a ref; join/leave: id carrier
+	seq       uint64     // outJoined: the room's last seq
+	replay    []*Message // outJoined: retained messages to replay
+}
+
+// shard owns a set of rooms. Whoever holds mu owns every room of the shard:
+// its worker (ModeRings), the loop (ModeInline), or an embedding-API caller.
+type shard struct {
+	e     *Engine
+	index int
+	mu    sync.Mutex
+
+	// in[l] carries commands from loop l (ModeRings only).
+	in []*ring.SPSC[command]
+	// toLoop[l] carries outs to loop l (ModeRings, or API calls in ModeInline).
+	toLoop []*ring.SPSC[out]
+	wake   []bool // loops to wake at the end of the current batch
+
+	worker *worker // ModeRings only
+}
+
+// exec is who is running shard code now: the loop itself (inline calls may
+// hand outs to it directly) or nil (a worker or an API caller).
+type exec struct {
+	loop *loopState
+}
+
+// emit hands o to loop li: directly when that loop is the caller, else by its
+// ring (the loop is woken at the end of the batch).
+func (sh *shard) emit(x exec, li int, o out) {
+	if x.loop != nil && x.loop.index == li {
+		// Outs an API caller queued for this loop go first: FIFO per loop.
+		x.loop.drainFrom(sh)
+		x.loop.handleOut(&o)
+		return
+	}
+	r := sh.toLoop[li]
+	for !r.TryPush(o) {
+		sh.flushWakes()
+		sh.e.yield()
+	}
+	sh.wake[li] = true
+}
+
+// flushWakes wakes the loops that got outs since the last call.
+func (sh *shard) flushWakes() {
+	for li, w := range sh.wake {
+		if w {
+			sh.wake[li] = false
+			if l := sh.e.loops[li].Load(); l != nil {
+				l.np.Wake()
+			}
+		}
+	}
+}
+
+// handle runs one command. The caller holds sh.mu.
+func (sh *shard) handle(x exec, c *command) {
+	r := c.room
+	li := c.sess.ls.index
+	switch c.kind {
+	case cmdJoin, cmdRejoin:
+		if c.kind == cmdJoin {
+			r.loopCount[li]++
+		}
+		o := out{kind: outJoined, room: r, sess: c.sess, msg: c.msg, seq: r.seq, recovered: -1}
+		if c.hasSince {
+			var complete bool
+			o.replay, complete = r.hist.after(c.since, r.seq)
+			o.recovered = 0
+			if complete {
+				o.recovered = 1
+			}
+		}
+		sh.emit(x, li, o)
+	case cmdLeave, cmdDrop:
+		if r.loopCount[li] > 0 {
+			r.loopCount[li]--
+		}
+		if c.kind == cmdLeave {
+			sh.emit(x, li, out{kind: outLeft, room: r, sess: c.sess, msg: c.msg})
+		} else if c.msg != nil {
+			c.msg.release()
+		}
+	case cmdPublish:
+		sh.publish(x, r, c.msg, c.sess)
+	}
+}
+
+// publish assigns m the room's next seq, keeps it in history, and hands it
+// to every loop with members and to every subscriber. It consumes m's ref.
+func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
+	r.seq++
+	m.seq, m.room = r.seq, r
+	r.hist.push(m)
+	for _, s := range r.subs {
+		s.fn(m)
+	}
+	if from != nil && m.id != nil {
+		// The ack goes first, so a publisher in the room learns the seq
+		// before it sees its own message.
+		m.retain()
+		sh.emit(x, from.ls.index, out{kind: outAck, room: r, sess: from, msg: m, seq: m.seq})
+	}
+	for li, n := range r.loopCount {
+		if n > 0 {
+			m.retain()
+			sh.emit(x, li, out{kind: outDeliver, room: r, msg: m})
+		}
+	}
+	sh.e.metrics.published.Add(1)
+	m.release()
+}
