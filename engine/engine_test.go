@@ -315,3 +315,5 @@ func TestSubscribeAndPublishAPI(t *testing.T) {
 		}
 	})
 }
+
+func msgpackUnmarshal(b []byte, v any) error { return msgpack.Unmarshal(b, v) }
