@@ -121,7 +121,7 @@ func (d *Decoder) jsonField(b []byte, i int, f field, e *Envelope, fe *fieldErro
 		if err != nil {
 			return 0, err
 		}
-		s := b[i+1 : end-1]
+		s := b[i+1 : end-1 : end-1]
 		if escaped {
 			s = d.unescape(s, len(b))
 		}

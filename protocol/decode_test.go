@@ -169,7 +169,7 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{`{"type":"ping","since":1.}`, CodeBadJSON},
 		{`{"type":"ping","since":-}`, CodeBadJSON},
 		{`{"type":"ping","room":"\q"}`, CodeBadJSON},
-		{`{"type":5,"a":[}`, CodeBadJSON}, // syntax wins over kinds
+		{`{"type":5,"a":[}`, CodeBadJSON},                        // syntax wins over kinds
 		{`{"type":"ping","a":` + nested("[", "]", 63) + `}`, ""}, // 64 levels
 		{`{"type":"ping","a":` + nested("[", "]", 64) + `}`, CodeBadJSON},
 		{`{"type":"ping","a":` + strings.Repeat(`{"a":`, 63) + `1` + strings.Repeat(`}`, 63) + `}`, ""},
@@ -248,14 +248,14 @@ func TestDecodeErrorMessages(t *testing.T) {
 func TestDecodeJSONScratch(t *testing.T) {
 	var d Decoder
 	var e Envelope
-	in := []byte(`{"type":"ev\u0065nt","stream":"s\u0031","producer":"p\u0032","room":"r\u0033"}`)
+	in := []byte(`{"typ\u0065":"ev\u0065nt","stream":"s\u0031","producer":"p\u0032","room":"r\u0033"}`)
 	if err := d.DecodeJSON(in, &e); err != nil {
 		t.Fatal(err)
 	}
 	if string(e.TypeName) != "event" || string(e.Stream) != "s1" || string(e.Producer) != "p2" || string(e.Room) != "r3" {
 		t.Fatalf("got type=%q stream=%q producer=%q room=%q", e.TypeName, e.Stream, e.Producer, e.Room)
 	}
-	if cap(e.Stream) != len(e.Stream) {
+	if cap(e.Stream) != len(e.Stream) || cap(e.TypeName) != len(e.TypeName) {
 		t.Errorf("scratch-backed slice not capacity-limited")
 	}
 	allocs := testing.AllocsPerRun(100, func() {

@@ -11,8 +11,9 @@ import (
 // room. Raw id and data values are spliced in unchanged: they must already be
 // valid JSON text (as DecodeJSON or MsgpackToJSON produce them).
 
-// jsonPlain[c] is true for ASCII bytes AppendJSONString copies unchanged.
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+// jsonPlain[c] is true for the ASCII bytes AppendJSONString copies
+// unchanged (false for controls, '"', '\\' and every byte >= 0x80).
+var jsonPlain = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
@@ -29,13 +30,15 @@ const hexDigits = "0123456789abcdef"
 func AppendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
-	for i := 0; i < len(s); {
+	for i := 0; ; {
+		for i < len(s) && jsonPlain[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if jsonPlain[c] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
