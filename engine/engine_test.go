@@ -317,3 +317,33 @@ func TestSubscribeAndPublishAPI(t *testing.T) {
 }
 
 func msgpackUnmarshal(b []byte, v any) error { return msgpack.Unmarshal(b, v) }
+
+// TestAPIPublishFloodWhileClientsPublish: an embedding caller publishing
+// faster than the loop drains must not deadlock with clients publishing.
+func TestAPIPublishFloodWhileClientsPublish(t *testing.T) {
+	modes(t, func(t *testing.T, m func(*Config)) {
+		e := startEngine(t, func(c *Config) { m(c); c.RingSize = 8 })
+		c := dial(t, e, false)
+		c.send(map[string]any{"type": "join", "room": "flood"})
+		c.expect("joined")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := 0; i < 2000; i++ {
+				if _, err := e.Publish("flood", []byte("1")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		for i := 0; i < 200; i++ {
+			c.send(map[string]any{"type": "publish", "room": "flood", "data": 2})
+		}
+		seen := 0
+		for seen < 2200 {
+			c.expect("message")
+			seen++
+		}
+		<-done
+	})
+}

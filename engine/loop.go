@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"runtime"
+
 	"streamd/netpoll"
 	"streamd/protocol"
 	"streamd/ring"
@@ -109,7 +111,12 @@ func (ls *loopState) removeFromView(s *session, m *membership) {
 func (ls *loopState) send(c command) {
 	sh := c.room.shard
 	if ls.e.inline {
-		sh.mu.Lock()
+		// An API caller holding the shard may be waiting for this loop to
+		// drain its ring: drain while waiting, never block on the lock.
+		for !sh.mu.TryLock() {
+			ls.drainFrom(sh)
+			runtime.Gosched()
+		}
 		sh.handle(exec{loop: ls}, &c)
 		sh.flushWakes()
 		sh.mu.Unlock()

@@ -279,17 +279,23 @@ func (c *Conn) fail(e *ProtocolError) gnet.Action {
 	return gnet.None
 }
 
+const iovMax = 1024
+
 // flushOut writes the queued frames with one write or writev.
 func (c *Conn) flushOut() {
 	c.dirty = false
 	if len(c.out) == 0 {
 		return
 	}
-	if c.state == stateOpen || c.state == stateClosing {
-		if len(c.out) == 1 {
-			_, _ = c.gc.Write(c.out[0])
+	// writev takes at most IOV_MAX (1024) buffers; gnet passes more through
+	// and the kernel answers EINVAL, so write in chunks.
+	for rest := c.out; len(rest) > 0 && (c.state == stateOpen || c.state == stateClosing); {
+		chunk := rest[:min(len(rest), iovMax)]
+		rest = rest[len(chunk):]
+		if len(chunk) == 1 {
+			_, _ = c.gc.Write(chunk[0])
 		} else {
-			_, _ = c.gc.Writev(c.out)
+			_, _ = c.gc.Writev(chunk)
 		}
 	}
 	clear(c.out)

@@ -1,0 +1,75 @@
+package engine
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metricDesc describes one Stats field as a Prometheus metric.
+type metricDesc struct {
+	desc  *prometheus.Desc
+	kind  prometheus.ValueType
+	value func(*Stats) float64
+}
+
+// collector exposes an Engine's Stats as streamd_* metrics. It reads Stats
+// once per scrape; nothing is counted twice and nothing runs between
+// scrapes, so it costs the hot path nothing.
+type collector struct {
+	e     *Engine
+	descs []metricDesc
+}
+
+// Collector returns a prometheus.Collector that reports the engine's Stats
+// as streamd_* metrics: gauges for what is open now (connections, rooms),
+// counters for totals since Start. Register it once per registry. Safe from
+// any goroutine; each Collect takes one Stats snapshot.
+func (e *Engine) Collector() prometheus.Collector {
+	gauge := func(name, help string, v func(*Stats) float64) metricDesc {
+		return metricDesc{prometheus.NewDesc(name, help, nil, nil), prometheus.GaugeValue, v}
+	}
+	counter := func(name, help string, v func(*Stats) float64) metricDesc {
+		return metricDesc{prometheus.NewDesc(name, help, nil, nil), prometheus.CounterValue, v}
+	}
+	return &collector{e: e, descs: []metricDesc{
+		gauge("streamd_connections", "WebSocket connections open now.",
+			func(s *Stats) float64 { return float64(s.Connections) }),
+		gauge("streamd_rooms", "Rooms that exist now.",
+			func(s *Stats) float64 { return float64(s.Rooms) }),
+		counter("streamd_connections_accepted_total", "TCP connections accepted.",
+			func(s *Stats) float64 { return float64(s.Accepted) }),
+		counter("streamd_connections_rejected_total", "Connections refused before the upgrade (over max_connections, or shutting down).",
+			func(s *Stats) float64 { return float64(s.Rejected) }),
+		counter("streamd_messages_received_total", "Client messages (envelopes) received.",
+			func(s *Stats) float64 { return float64(s.Received) }),
+		counter("streamd_messages_published_total", "Messages published to rooms (by clients and by Engine.Publish).",
+			func(s *Stats) float64 { return float64(s.Published) }),
+		counter("streamd_messages_delivered_total", "Room messages delivered to members (one per receiver).",
+			func(s *Stats) float64 { return float64(s.Delivered) }),
+		counter("streamd_errors_total", "Error envelopes sent to clients (bad input, unknown room or stream, limits).",
+			func(s *Stats) float64 { return float64(s.Errors) }),
+		counter("streamd_protocol_errors_total", "Connections closed for a WebSocket protocol fault (close 1002, 1007, 1009).",
+			func(s *Stats) float64 { return float64(s.ProtocolErrors) }),
+		counter("streamd_slow_consumer_drops_total", "Connections dropped because their unsent bytes passed write_buffer_limit.",
+			func(s *Stats) float64 { return float64(s.SlowConsumerDrops) }),
+		counter("streamd_idle_timeouts_total", "Connections closed after idle_timeout of silence.",
+			func(s *Stats) float64 { return float64(s.IdleTimeouts) }),
+		counter("streamd_handshake_failures_total", "HTTP upgrades that failed or timed out.",
+			func(s *Stats) float64 { return float64(s.HandshakeFailures) }),
+	}}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for i := range c.descs {
+		ch <- c.descs[i].desc
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.e.Stats()
+	for i := range c.descs {
+		d := &c.descs[i]
+		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(&s))
+	}
+}
