@@ -20,7 +20,8 @@ type loopState struct {
 	env     protocol.Envelope
 	toShard []*ring.SPSC[command] // toShard[s] = shards[s].in[index]
 	frames  [4][]byte             // per-delivery frame variants (scratch)
-	conv    []byte                // transcoding scratch
+	conv    []byte                // transcoding scratch for data
+	idConv  []byte                // transcoding scratch for ids
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -154,7 +155,7 @@ func (ls *loopState) handleOut(o *out) {
 		o.msg.release()
 	case outAck:
 		if s := o.sess; !s.closed {
-			s.write(ls.appendAck(s, o.msg.id, o.room, o.seq))
+			s.write(ls.appendAck(s, ls.idFor(s, o.msg), o.room, o.seq))
 		}
 		o.msg.release()
 	case outJoined:
@@ -166,7 +167,7 @@ func (ls *loopState) handleOut(o *out) {
 				ls.removeFromView(s, m)
 				s.forget(o.room)
 			}
-			s.write(ls.appendLeft(s, idOf(o.msg), o.room))
+			s.write(ls.appendLeft(s, ls.idFor(s, o.msg), o.room))
 		}
 		if o.msg != nil {
 			o.msg.release()
@@ -174,11 +175,17 @@ func (ls *loopState) handleOut(o *out) {
 	}
 }
 
-func idOf(m *Message) []byte {
-	if m == nil {
+// idFor returns the request id m carries, in s's current encoding (the
+// client may have switched encodings since it sent the request).
+func (ls *loopState) idFor(s *session, m *Message) []byte {
+	if m == nil || m.id == nil {
 		return nil
 	}
-	return m.id
+	if m.enc == s.enc {
+		return m.id
+	}
+	ls.idConv = transcode(ls.idConv[:0], m.id, m.enc, s.enc)
+	return ls.idConv
 }
 
 // joined completes a join: view membership, the answer, then the replay.
@@ -189,7 +196,7 @@ func (ls *loopState) joined(o *out) {
 			m.state = joined
 			ls.addToView(s, m)
 		}
-		s.write(ls.appendJoined(s, idOf(o.msg), o.room, o.seq, o.recovered))
+		s.write(ls.appendJoined(s, ls.idFor(s, o.msg), o.room, o.seq, o.recovered))
 		for _, m := range o.replay {
 			s.write(ls.messageFrame(s, m))
 		}

@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
+)
+
+// chromiumPath is Debian's chromium (scripts/test-deps.sh installs it).
+const chromiumPath = "/usr/bin/chromium"
+
+// pageFrame and pageState mirror window.e2e in testdata/chromium.html.
+type pageFrame struct {
+	Binary bool           `json:"binary"`
+	Msg    map[string]any `json:"msg"`
+}
+
+type pageState struct {
+	State      string      `json:"state"`
+	Extensions string      `json:"extensions"`
+	Protocol   string      `json:"protocol"`
+	Frames     []pageFrame `json:"frames"`
+	Errors     []string    `json:"errors"`
+}
+
+// chromiumPayload is what the page publishes in encoding kind; keep it in
+// step with payload() in testdata/chromium.html.
+func chromiumPayload(kind string) map[string]any {
+	n := 1
+	if kind == "binary" {
+		n = 2
+	}
+	return map[string]any{
+		"from":  "chromium",
+		"kind":  kind,
+		"text":  "héllo from Chromium ✓ 🚀",
+		"n":     n,
+		"neg":   -7,
+		"neg16": -300,
+		"u16":   60000,
+		"u32":   4000000000,
+		"f":     1.5,
+		"ok":    true,
+		"nil":   nil,
+		"list":  []any{1, "two", []any{3}, map[string]any{"four": 4}},
+		"pad":   strings.Repeat("chromium ", 64),
+	}
+}
+
+func chromiumGoData() map[string]any {
+	return map[string]any{"from": "go", "text": "hello from Go to Chromium ✓", "n": -42, "f": 0.25, "pad": strings.Repeat("go ", 100)}
+}
+
+// syncLog collects chromedp's and Chromium's logs for a failure report.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() < 64<<10 {
+		l.b.Write(p)
+	}
+	return len(p), nil
+}
+
+func (l *syncLog) printf(format string, args ...any) {
+	fmt.Fprintf(l, format+"\n", args...)
+}
+
+// String returns the log less the noise of a sandbox without D-Bus.
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var keep []string
+	for _, line := range strings.Split(l.b.String(), "\n") {
+		if !strings.Contains(line, "dbus/") && !strings.Contains(line, "unexpected operator") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// TestChromium: headless Chromium's own WebSocket (permessage-deflate
+// negotiated by the browser) and a Go client share a room; the browser's
+// JSON and msgpack messages reach the Go client and the Go client's message
+// reaches the browser.
+func TestChromium(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("skipping: %s is missing (run `make test-deps`, or apt-get install chromium); with CI set this fails", chromiumPath)
+		}
+		t.Fatalf("%s is missing and CI is set: `make test-deps` (scripts/test-deps.sh) must install Debian's chromium: %v", chromiumPath, err)
+	}
+	pages := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	t.Cleanup(pages.Close)
+
+	modes(t, func(t *testing.T, mode string) {
+		ctx := deadline(t)
+		_, wsURL := startEngine(t, mode)
+		room := "e2e.chromium." + mode
+
+		g := dialGo(ctx, t, wsURL, websocket.CompressionContextTakeover)
+		g.join(ctx, room)
+
+		logs := &syncLog{}
+		profile, err := os.MkdirTemp("", "e2e-chromium-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(profile) })
+		allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+			chromedp.ExecPath(chromiumPath),
+			chromedp.Headless,
+			chromedp.NoSandbox,
+			chromedp.DisableGPU,
+			chromedp.NoFirstRun,
+			chromedp.NoDefaultBrowserCheck,
+			chromedp.UserDataDir(profile),
+			chromedp.Flag("disable-quic", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-extensions", true),
+			chromedp.Flag("no-proxy-server", true),
+			chromedp.CombinedOutput(logs),
+		)
+		t.Cleanup(cancelAlloc) // runs before the profile's removal: waits for Chromium's exit
+		browser, cancelBrowser := chromedp.NewContext(allocCtx,
+			chromedp.WithLogf(logs.printf), chromedp.WithErrorf(logs.printf))
+		t.Cleanup(cancelBrowser)
+		fatal := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("%s\nchromedp and chromium logs:\n%s", fmt.Sprintf(format, args...), logs.String())
+		}
+
+		start := time.Now()
+		page := pages.URL + "/chromium.html?" + url.Values{"ws": {wsURL}, "room": {room}}.Encode()
+		if err := chromedp.Do(browser, chromedp.Navigate(page)); err != nil {
+			fatal("chromium: navigate to %s: %v", page, err)
+		}
+		launched := time.Since(start)
+		state := func() pageState {
+			t.Helper()
+			s, err := chromedp.Run(browser, chromedp.Evaluate[pageState](`window.e2e`))
+			if err != nil {
+				fatal("chromium: read window.e2e: %v", err)
+			}
+			return s
+		}
+		waitFor := func(what, cond string) {
+			t.Helper()
+			_, err := chromedp.Run(browser, chromedp.Poll[bool](
+				`window.e2e.state === "error" || (`+cond+`)`,
+				chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+			if err != nil {
+				fatal("chromium: waiting for %s: %v (page state %+v)", what, err, state())
+			}
+			if s := state(); s.State == "error" {
+				fatal("chromium: page failed waiting for %s: %v\nframes: %+v", what, s.Errors, s.Frames)
+			}
+		}
+
+		waitFor("its publishes", `window.e2e.state === "published"`)
+		g.send(ctx, map[string]any{"type": "publish", "room": room, "id": "go-pub", "data": chromiumGoData()})
+		waitFor("the Go message", `window.e2e.frames.filter(f => f.msg.type === "message").length >= 3`)
+
+		// What the Go client received: the browser's two messages (the
+		// msgpack one transcoded to JSON) and its own.
+		want := map[string]any{
+			"chromium/text":   jsonValue(t, chromiumPayload("text")),
+			"chromium/binary": jsonValue(t, chromiumPayload("binary")),
+			"go/":             jsonValue(t, chromiumGoData()),
+		}
+		var goMsgs []frame
+		acked := false
+		for len(goMsgs) < len(want) || !acked {
+			f := g.next(ctx)
+			switch f.Msg["type"] {
+			case "message":
+				goMsgs = append(goMsgs, f)
+			case "ack":
+				acked = f.Msg["id"] == "go-pub"
+			default:
+				t.Fatalf("go client: unexpected frame %s", f)
+			}
+		}
+		goSeqs := checkMessages(t, "go client", room, goMsgs, want, payloadKey)
+
+		// What the browser received.
+		s := state()
+		if len(s.Errors) > 0 {
+			fatal("chromium: page errors: %v", s.Errors)
+		}
+		if !strings.Contains(s.Extensions, "permessage-deflate") {
+			t.Errorf("chromium: ws.extensions = %q, want permessage-deflate negotiated", s.Extensions)
+		}
+		if s.Protocol != "" {
+			t.Errorf("chromium: ws.protocol = %q, want none (none was asked)", s.Protocol)
+		}
+		var pageMsgs []frame
+		acks := map[any]bool{}
+		for i, f := range s.Frames {
+			switch f.Msg["type"] {
+			case "welcome":
+				if i != 0 || f.Binary {
+					t.Errorf("chromium: welcome is frame %d (binary %v), want the first, in JSON", i, f.Binary)
+				}
+			case "joined":
+				if f.Msg["room"] != room || f.Msg["id"] != "chromium-join" || f.Binary {
+					t.Errorf("chromium: joined = %+v (binary %v)", f.Msg, f.Binary)
+				}
+			case "ack":
+				acks[f.Msg["id"]] = true
+			case "message":
+				pageMsgs = append(pageMsgs, frame{Binary: f.Binary, Msg: f.Msg, Raw: []byte(fmt.Sprint(f.Msg))})
+			default:
+				t.Errorf("chromium: unexpected frame %+v", f)
+			}
+		}
+		pageSeqs := checkMessages(t, "chromium", room, pageMsgs, want, payloadKey)
+		for k, seq := range goSeqs {
+			if pageSeqs[k] != seq {
+				t.Errorf("message %q: seq %d for the Go client, %d for Chromium", k, seq, pageSeqs[k])
+			}
+		}
+		// The server answers in the encoding the client last used: the echo
+		// of the browser's msgpack publish, and the Go message published
+		// after it, come in binary frames.
+		for _, f := range pageMsgs {
+			if k := payloadKey(f.Msg["data"]); (k == "chromium/binary" || k == "go/") && !f.Binary {
+				t.Errorf("chromium: message %q came in a text frame after the page sent msgpack", k)
+			}
+		}
+		if !acks["chromium-text"] || !acks["chromium-binary"] {
+			t.Errorf("chromium: acks for %v, want chromium-text and chromium-binary", acks)
+		}
+
+		// A clean close handshake initiated by the browser.
+		if _, err := chromedp.Run(browser, chromedp.Evaluate[bool](`window.e2eClose()`)); err != nil {
+			fatal("chromium: close: %v", err)
+		}
+		waitFor("the close handshake", `window.e2e.state === "closed"`)
+		t.Logf("chromium: launch and load %v, whole exchange %v; extensions %q",
+			launched.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), s.Extensions)
+		g.close()
+	})
+}
