@@ -308,18 +308,18 @@ type counters struct {
 
 // Stats is a snapshot of the engine's counters.
 type Stats struct {
-	Connections       int64
-	Accepted          int64
-	Rejected          int64
-	Rooms             int64
-	Received          uint64
-	Published         uint64
-	Delivered         uint64
-	Errors            uint64
-	ProtocolErrors    int64
-	SlowConsumerDrops int64
-	IdleTimeouts      int64
-	HandshakeFailures int64
+	Connections       int64  `json:"connections"`
+	Accepted          int64  `json:"accepted"`
+	Rejected          int64  `json:"rejected"`
+	Rooms             int64  `json:"rooms"`
+	Received          uint64 `json:"received"`
+	Published         uint64 `json:"published"`
+	Delivered         uint64 `json:"delivered"`
+	Errors            uint64 `json:"errors"`
+	ProtocolErrors    int64  `json:"protocol_errors"`
+	SlowConsumerDrops int64  `json:"slow_consumer_drops"`
+	IdleTimeouts      int64  `json:"idle_timeouts"`
+	HandshakeFailures int64  `json:"handshake_failures"`
 }
 
 // Stats returns a snapshot of the counters. Safe from any goroutine.

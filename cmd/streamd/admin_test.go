@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"streamd/engine"
+)
+
+// TestAdminReportsEngine embeds an engine the way README.md shows, uses it
+// through Publish and Subscribe, and checks that /metrics and /stats report
+// what happened.
+func TestAdminReportsEngine(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	eng, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = eng.Close(ctx)
+	}()
+	got := make(chan string, 1)
+	stop, err := eng.Subscribe("orders.new", func(m *engine.Message) {
+		got <- m.Room() + " " + string(m.Data()) // m is valid only during the call
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	seq, err := eng.Publish("orders.new", []byte(`{"id":42}`))
+	if err != nil || seq != 1 {
+		t.Fatalf("Publish = %d, %v", seq, err)
+	}
+	select {
+	case s := <-got:
+		if s != `orders.new {"id":42}` {
+			t.Errorf("subscriber got %q", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscriber got nothing")
+	}
+
+	a := &adminServer{}
+	srv := httptest.NewServer(a.mux(eng, logger))
+	defer srv.Close()
+	_, body := httpGet(t, srv.URL+"/metrics")
+	for _, want := range []string{
+		"# TYPE streamd_connections gauge\nstreamd_connections 0\n",
+		"# TYPE streamd_rooms gauge\nstreamd_rooms 1\n",
+		"# TYPE streamd_messages_published_total counter\nstreamd_messages_published_total 1\n",
+		"# HELP streamd_slow_consumer_drops_total ",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	_, body = httpGet(t, srv.URL+"/stats")
+	var st engine.Stats
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Rooms != 1 || st.Published != 1 {
+		t.Errorf("/stats = %s (%v)", body, err)
+	}
+	a.draining.Store(true)
+	if code, _ := httpGet(t, srv.URL+"/healthz"); code != 503 {
+		t.Errorf("/healthz while draining = %d, want 503", code)
+	}
+}
