@@ -56,9 +56,10 @@ type Config struct {
 	Workers int `yaml:"workers" json:"workers"`
 	// RingSize is the capacity of each loop↔worker ring. Default 4096.
 	RingSize int `yaml:"ring_size" json:"ring_size"`
-	// Pin locks loops and workers to OS threads pinned to CPUs where the OS
-	// allows it. Default false.
-	Pin bool `yaml:"pin" json:"pin"`
+	// DisablePin leaves loops and workers unpinned. Default false: each loop
+	// and worker is locked to an OS thread pinned to one CPU of the
+	// process's affinity mask (sched_setaffinity), where the OS allows it.
+	DisablePin bool `yaml:"disable_pin" json:"disable_pin"`
 	// MaxConnections caps open connections. Default 100,000.
 	MaxConnections int `yaml:"max_connections" json:"max_connections"`
 	// MaxMessageSize caps one WebSocket message in bytes (close 1009).
@@ -230,7 +231,7 @@ func (c *Config) Validate() error {
 
 func (c *Config) netpollOptions() netpoll.Options {
 	o := netpoll.Options{
-		Addr: c.Listen, Path: c.Path, Loops: c.Loops, Pin: c.Pin,
+		Addr: c.Listen, Path: c.Path, Loops: c.Loops, Pin: !c.DisablePin,
 		MaxConnections: c.MaxConnections, MaxMessageSize: c.MaxMessageSize,
 		HandshakeTimeout: c.HandshakeTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit,

@@ -234,7 +234,7 @@ const workerBatch = 256
 
 func (w *worker) run(cpu int) {
 	defer w.sh.e.workerWG.Done()
-	if w.sh.e.cfg.Pin {
+	if !w.sh.e.cfg.DisablePin {
 		runtime.LockOSThread()
 		netpoll.PinThread(cpu)
 	}

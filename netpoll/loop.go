@@ -25,6 +25,9 @@ type Loop struct {
 	dec      *decompressor
 	inflated []byte
 
+	pinned   bool    // the loop's thread was pinned (Options.Pin)
+	prevMask cpuMask // its mask before pinning
+
 	wakePending atomic.Bool // any goroutine: a wake task is queued
 	wakeTask    gnet.RunnableFunc
 	scanTask    gnet.RunnableFunc

@@ -150,6 +150,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				}
 			}
 			l.flush()
+			if l.pinned {
+				// gnet unlocks the loop's thread when it exits; hand it
+				// back to the runtime with its old mask.
+				unpinThread(l.prevMask)
+				l.pinned = false
+			}
 			return nil
 		}))
 	}
@@ -220,7 +226,7 @@ func (s *Server) loopOf(gc gnet.Conn) *Loop {
 	list := append(append([]*Loop(nil), s.loopList()...), l)
 	s.loopArr.Store(&list)
 	if s.opts.Pin {
-		pinThread(l.index)
+		l.prevMask, l.pinned = pinThread(l.index)
 	}
 	return l
 }

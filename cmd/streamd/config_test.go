@@ -167,7 +167,7 @@ func TestStrictYAMLErrors(t *testing.T) {
 		{"wrong type", "rooms: []\nloops: many\n", []string{"c.yaml:2:8:", "loops: want an integer, got a string"}},
 		{"duration without unit", "heartbeat_interval: 5\n", []string{"c.yaml:1:21:", "heartbeat_interval", "duration"}},
 		{"bad duration", "\nidle_timeout: 25x\n", []string{"c.yaml:2:15:", "idle_timeout", `"25x"`, "want a Go duration"}},
-		{"bool", "pin: maybe\n", []string{"c.yaml:1:6:", "pin: want true or false"}},
+		{"bool", "disable_pin: maybe\n", []string{"c.yaml:1:14:", "disable_pin: want true or false"}},
 		{"syntax", "listen: [\n", []string{"c.yaml:1:"}},
 		{"not a mapping", "- a\n- b\n", []string{"c.yaml:1:1:", "mapping"}},
 		{"rooms not a list", "rooms: 5\n", []string{"c.yaml:1:8:"}},
