@@ -67,7 +67,7 @@ func (c *Conn) Deflate() bool { return c.deflate }
 // Path returns the request URI of the upgrade (path and query).
 func (c *Conn) Path() string { return c.path }
 
-// RemoteAddr returns the peer address. Safe from any goroutine.
+// RemoteAddr returns the peer address (nil once the connection closed).
 func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
 
 // Open reports whether frames may still be written to c.
@@ -272,8 +272,14 @@ func (c *Conn) peerClose(payload []byte) gnet.Action {
 	return gnet.Close
 }
 
-// fail closes the connection for a WebSocket-level fault.
+// fail closes the connection for a WebSocket-level fault. Whatever else the
+// peer sent is discarded: after a framing fault nothing in the stream can be
+// trusted, and while closing only EOF or the grace period matter.
 func (c *Conn) fail(e *ProtocolError) gnet.Action {
+	_, _ = c.gc.Discard(-1)
+	if c.state != stateOpen {
+		return gnet.None
+	}
 	c.loop.srv.count(&c.loop.srv.stats.ProtocolErrors)
 	c.Close(e.Code, e.Reason)
 	return gnet.None
@@ -299,7 +305,11 @@ func (c *Conn) flushOut() {
 		}
 	}
 	clear(c.out)
-	c.out = c.out[:0]
+	if cap(c.out) > 64 {
+		c.out = nil // a burst must not pin a large slice on an idle connection
+	} else {
+		c.out = c.out[:0]
+	}
 	if c.state != stateOpen && c.state != stateClosing {
 		return // the write failed and gnet closed the connection
 	}

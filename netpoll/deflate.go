@@ -11,6 +11,10 @@ import (
 // compressed message and §7.2.2 appends back before inflating.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff}
 
+// inflateTail is deflateTail followed by a final empty stored block, so a
+// whole message inflates to io.EOF and a truncated one does not.
+var inflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
 // windowSize is the LZ77 window a client with context takeover may refer to.
 const windowSize = 32768
 
@@ -92,7 +96,7 @@ var errInflateBad = &ProtocolError{CloseInvalidPayload, "invalid compressed data
 // would pass limit bytes (a decompression bomb stops there, not later).
 func (d *decompressor) inflate(dst, p, dict []byte, limit int) ([]byte, error) {
 	d.src.Reset(p)
-	d.mr.tail.Reset(deflateTail)
+	d.mr.tail.Reset(inflateTail)
 	if err := d.r.(flate.Resetter).Reset(&d.mr, dict); err != nil {
 		return dst, errInflateBad
 	}
@@ -106,14 +110,11 @@ func (d *decompressor) inflate(dst, p, dict []byte, limit int) ([]byte, error) {
 		if len(dst)-start > limit {
 			return dst, errInflateTooBig
 		}
-		if err == io.EOF || (err == io.ErrUnexpectedEOF && d.src.Len() == 0 && d.mr.tail.Len() == 0) {
+		if err == io.EOF {
 			return dst, nil
 		}
-		if err != nil {
+		if err != nil { // corrupt or truncated
 			return dst, errInflateBad
-		}
-		if n == 0 && d.src.Len() == 0 && d.mr.tail.Len() == 0 {
-			return dst, nil
 		}
 	}
 }

@@ -108,12 +108,19 @@ func (u *upgrader) negotiate(opt httphead.Option) (httphead.Option, error) {
 	}
 	// A client_max_window_bits offer needs nothing from us: a smaller client
 	// window only makes inflating easier.
+	// Unless Options.CompressionClientTakeover, the client is told not to
+	// keep its context either (RFC 7692 §7.1.1.2 lets the server say so even
+	// when the offer did not): then no connection needs a 32 KiB window and
+	// inflating needs no dictionary.
 	accept := wsflate.Parameters{
 		ServerNoContextTakeover: true,
-		ClientNoContextTakeover: p.ClientNoContextTakeover,
+		ClientNoContextTakeover: p.ClientNoContextTakeover || !u.opts.CompressionClientTakeover,
+	}
+	if p.ServerMaxWindowBits.Defined() {
+		accept.ServerMaxWindowBits = p.ServerMaxWindowBits // 15: accepted by echoing it
 	}
 	u.res.deflate = true
-	u.res.clientTakeover = !p.ClientNoContextTakeover
+	u.res.clientTakeover = !accept.ClientNoContextTakeover
 	return accept.Option(), nil
 }
 

@@ -29,6 +29,7 @@ type Loop struct {
 	prevMask cpuMask // its mask before pinning
 
 	wakePending atomic.Bool // any goroutine: a wake task is queued
+	scanPending atomic.Bool // a heartbeat scan is queued
 	wakeTask    gnet.RunnableFunc
 	scanTask    gnet.RunnableFunc
 
@@ -48,6 +49,7 @@ func newLoop(s *Server, el gnet.EventLoop, index int) *Loop {
 		return nil
 	}
 	l.scanTask = func(context.Context) error {
+		l.scanPending.Store(false)
 		l.now = time.Now().UnixNano()
 		l.scan()
 		l.flush()
@@ -104,7 +106,11 @@ func (l *Loop) flush() {
 		l.dirty[i].flushOut()
 	}
 	clear(l.dirty)
-	l.dirty = l.dirty[:0]
+	if cap(l.dirty) > 4096 {
+		l.dirty = nil
+	} else {
+		l.dirty = l.dirty[:0]
+	}
 	l.arena.reset()
 }
 

@@ -43,6 +43,11 @@ type Options struct {
 	// DisableCompression turns permessage-deflate (RFC 7692) off. Default
 	// false: compression is offered to clients that ask for it.
 	DisableCompression bool
+	// CompressionClientTakeover lets a client that asks for it compress
+	// with context takeover; the server then keeps a 32 KiB window for each
+	// such connection and inflating costs more. Default false: the server
+	// answers client_no_context_takeover to every deflate offer.
+	CompressionClientTakeover bool
 	// CompressionLevel for outgoing messages (1 fastest … 9 smallest).
 	// Default 1.
 	CompressionLevel int

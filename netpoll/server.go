@@ -200,7 +200,11 @@ func (s *Server) ticker() {
 			return
 		case <-t.C:
 			for _, l := range s.loopList() {
-				_ = l.el.Execute(context.Background(), l.scanTask)
+				if l.scanPending.CompareAndSwap(false, true) { // never pile up scans
+					if l.el.Execute(context.Background(), l.scanTask) != nil {
+						l.scanPending.Store(false)
+					}
+				}
 			}
 		}
 	}
@@ -308,6 +312,9 @@ func (c *Conn) handshake() gnet.Action {
 	}
 	resp, res, ok := c.loop.upgrader.upgrade(buf[:end])
 	_, _ = c.gc.Write(resp)
+	if c.state != stateHandshake {
+		return gnet.None // the write failed and gnet closed c (OnClose ran)
+	}
 	_, _ = c.gc.Discard(end)
 	if !ok {
 		s.count(&s.stats.HandshakeFailures)

@@ -3,6 +3,7 @@ package netpoll
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -75,13 +76,26 @@ func TestEchoGorilla(t *testing.T) {
 }
 
 func TestEchoCoderContextTakeover(t *testing.T) {
-	s := startEcho(t, nil)
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CompressionClientTakeover=%v", allow), func(t *testing.T) {
+			testCoderTakeover(t, allow)
+		})
+	}
+}
+
+func testCoderTakeover(t *testing.T, allow bool) {
+	s := startEcho(t, func(o *Options) { o.CompressionClientTakeover = allow })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, mode := range []cws.CompressionMode{cws.CompressionContextTakeover, cws.CompressionNoContextTakeover, cws.CompressionDisabled} {
-		c, _, err := cws.Dial(ctx, wsURL(s), &cws.DialOptions{CompressionMode: mode, CompressionThreshold: 1})
+		c, resp, err := cws.Dial(ctx, wsURL(s), &cws.DialOptions{CompressionMode: mode, CompressionThreshold: 1})
 		if err != nil {
 			t.Fatal(err)
+		}
+		ext := resp.Header.Get("Sec-WebSocket-Extensions")
+		wantNoTakeover := mode == cws.CompressionNoContextTakeover || !allow
+		if mode != cws.CompressionDisabled && strings.Contains(ext, "client_no_context_takeover") != wantNoTakeover {
+			t.Fatalf("mode %v: extensions %q, want client_no_context_takeover=%v", mode, ext, wantNoTakeover)
 		}
 		c.SetReadLimit(1 << 20)
 		for i := 0; i < 20; i++ {

@@ -177,3 +177,78 @@ func TestDeflateBombStopsAtLimit(t *testing.T) {
 		t.Fatalf("want close 1009, server wrote %q", out)
 	}
 }
+
+func TestTruncatedDeflateIsRejected(t *testing.T) {
+	comp := newCompressor(1)
+	body := append([]byte(nil), comp.compress(bytes.Repeat([]byte("truncate me please "), 20))...)
+	head := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+	for _, cut := range []int{1, 3, 4, 6} {
+		in := append([]byte(head), maskedFrame(0xC1, body[:len(body)-cut])...)
+		rec, f, _ := feed(t, in, nil, Options{})
+		if len(rec.msgs) != 0 {
+			t.Fatalf("cut %d: a truncated message was delivered (%d bytes)", cut, len(rec.msgs[0]))
+		}
+		out := f.out.Bytes()
+		i := bytes.Index(out, []byte{0x88})
+		if i < 0 || binary.BigEndian.Uint16(out[i+2:]) != CloseInvalidPayload {
+			t.Fatalf("cut %d: want close 1007, server wrote %q", cut, out)
+		}
+	}
+	// The whole message still inflates.
+	rec, _, _ := feed(t, append([]byte(head), maskedFrame(0xC1, body)...), nil, Options{})
+	if len(rec.msgs) != 1 {
+		t.Fatalf("whole message: got %d messages", len(rec.msgs))
+	}
+}
+
+// TestProtocolErrorDiscardsTheRest: after a framing fault the rest of the
+// stream is dropped, counted once, and the peer's close still ends it.
+func TestProtocolErrorDiscardsTheRest(t *testing.T) {
+	in := []byte(testHead)
+	in = append(in, 0x81, 0x02, 'h', 'i') // unmasked: fault
+	for i := 0; i < 5; i++ {
+		in = append(in, maskedFrame(0x81, []byte("x"))...)
+	}
+	cut := len(in)
+	in = append(in, maskedFrame(0x88, []byte{0x03, 0xE8})...)
+	rec, f, c := feed(t, in, []int{cut}, Options{})
+	if len(rec.msgs) != 0 {
+		t.Fatalf("frames after the fault were delivered: %q", rec.msgs)
+	}
+	if n := c.loop.srv.stats.ProtocolErrors.Load(); n != 1 {
+		t.Fatalf("protocol errors counted %d times, want 1", n)
+	}
+	if !f.closed {
+		t.Fatal("the peer's close frame did not end the connection")
+	}
+}
+
+// closingConn closes itself on the first write, as gnet does when a write
+// fails (it calls OnClose from inside Write).
+type closingConn struct {
+	fakeConn
+	s *Server
+}
+
+func (c *closingConn) Write(b []byte) (int, error) {
+	_ = c.s.OnClose(c, nil)
+	return 0, nil
+}
+
+func TestHandshakeWriteFailureStaysClosed(t *testing.T) {
+	rec := &recorder{}
+	o := Options{}
+	o.EnsureDefaults()
+	s := &Server{opts: o, handler: rec}
+	l := newLoop(s, nil, 0)
+	f := &closingConn{s: s}
+	f.in = []byte(testHead)
+	c := &Conn{gc: f, loop: l, state: stateHandshake, idx: -1}
+	f.ctx = c
+	l.addConn(c)
+	s.stats.Open.Add(1)
+	c.handshake()
+	if rec.opened != 0 || c.state != stateClosed {
+		t.Fatalf("after a failed 101 write: opened=%d state=%d, want 0 and closed", rec.opened, c.state)
+	}
+}
