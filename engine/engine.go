@@ -35,6 +35,7 @@ type Engine struct {
 	metrics     counters
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
+	closing  atomic.Bool  // Close began: waits on full rings give up
 	stop     chan struct{}
 	workerWG sync.WaitGroup
 }
@@ -109,6 +110,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.state.Store(stateClosed)
 		return nil
 	}
+	e.closing.Store(true)
 	err := e.srv.Shutdown(ctx)
 	close(e.stop)
 	for _, sh := range e.shards {
@@ -143,9 +145,7 @@ func (e *Engine) room(name string) (*room, error) {
 		loopCount: make([]int32, e.cfg.Loops),
 		views:     make([]*roomView, e.cfg.Loops),
 	}
-	if n := e.cfg.historyFor(name); n > 0 {
-		r.hist.buf = make([]*Message, n)
-	}
+	r.hist.capacity = e.cfg.historyFor(name)
 	e.rooms.Store(name, r)
 	e.roomCount.Add(1)
 	return r, nil

@@ -67,7 +67,7 @@ func (e *Engine) OnClose(c *netpoll.Conn, _ error) {
 	for i := range s.joins {
 		m := &s.joins[i]
 		ls.removeFromView(s, m)
-		if m.state != leaving {
+		if m.counted {
 			ls.send(command{kind: cmdDrop, room: m.room, sess: s})
 		}
 	}
@@ -76,10 +76,11 @@ func (e *Engine) OnClose(c *netpoll.Conn, _ error) {
 	c.Ctx = nil
 }
 
-// OnWake drains the shards' answers for this loop.
+// OnWake drains the shards' answers for this loop, within a budget; if
+// some are left, the loop flushes and comes back for them.
 func (e *Engine) OnWake(l *netpoll.Loop) {
-	if ls, ok := l.Ctx.(*loopState); ok {
-		ls.drainOuts()
+	if ls, ok := l.Ctx.(*loopState); ok && ls.drainOuts() {
+		l.Wake()
 	}
 }
 
@@ -113,17 +114,17 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 		}
 		ls.join(s, r, env)
 	case protocol.TypeLeave:
-		r, err := ls.roomFor(env.Room)
-		if err != nil {
-			ls.replyError(s, env.ID, err)
+		var m *membership
+		r, err := ls.existingRoom(env.Room)
+		if err == nil && r != nil {
+			m = s.find(r)
+		}
+		if err != nil || m == nil || !m.counted {
+			ls.replyError(s, env.ID, notJoined(env.Room, err))
 			return
 		}
-		m := s.find(r)
-		if m == nil || m.state == leaving {
-			ls.replyError(s, env.ID, &protocol.Error{Code: CodeNotJoined, Message: "not a member of room " + string(env.Room)})
-			return
-		}
-		m.state = leaving
+		m.counted = false
+		m.pending++
 		ls.send(command{kind: cmdLeave, room: r, sess: s, msg: idCarrier(s.enc, env.ID)})
 	case protocol.TypePublish:
 		r, err := ls.roomFor(env.Room)
@@ -142,9 +143,10 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 		s.write(ls.finish(s, b))
 	case protocol.TypeAck:
 		// Client positions are recorded by the durable-room work (state
-		// issue); until then an ack is accepted and has no effect.
-		if _, err := ls.roomFor(env.Room); err != nil {
-			ls.replyError(s, env.ID, err)
+		// issue); until then an ack of a joined room has no effect.
+		r, err := ls.existingRoom(env.Room)
+		if err != nil || r == nil || s.find(r) == nil {
+			ls.replyError(s, env.ID, notJoined(env.Room, err))
 		}
 	case protocol.TypeEvent:
 		if len(env.Stream) == 0 {
@@ -159,18 +161,20 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 
 func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
 	c := command{kind: cmdJoin, room: r, sess: s, since: env.Since, hasSince: env.HasSince}
-	switch m := s.find(r); {
-	case m == nil:
+	m := s.find(r)
+	if m == nil {
 		if len(s.joins) >= ls.e.cfg.MaxRoomsPerConn {
 			ls.replyError(s, env.ID, &protocol.Error{Code: CodeTooManyRooms, Message: "this connection is in max_rooms_per_conn rooms already"})
 			return
 		}
-		s.joins = append(s.joins, membership{room: r, state: joining, pos: -1})
-	case m.state == leaving:
-		m.state = joining
-	default:
-		c.kind = cmdRejoin
+		s.joins = append(s.joins, membership{room: r, pos: -1})
+		m = &s.joins[len(s.joins)-1]
 	}
+	if m.counted {
+		c.kind = cmdRejoin // already a member: answer again, count once
+	}
+	m.counted = true
+	m.pending++
 	c.msg = idCarrier(s.enc, env.ID)
 	ls.send(c)
 }
@@ -181,6 +185,28 @@ func idCarrier(enc encoding, id []byte) *Message {
 		return nil
 	}
 	return newMessage(enc, nil, id)
+}
+
+// existingRoom returns the room called name, or nil if it does not exist;
+// it never creates one (leave and ack must not let clients mint rooms).
+func (ls *loopState) existingRoom(name []byte) (*room, error) {
+	if r, ok := ls.rooms[string(name)]; ok {
+		return r, nil
+	}
+	if err := protocol.ValidRoomName(name, ls.e.cfg.MaxRoomName); err != nil {
+		return nil, err
+	}
+	if r, ok := ls.e.rooms.Load(string(name)); ok {
+		return r.(*room), nil
+	}
+	return nil, nil
+}
+
+func notJoined(name []byte, err error) error {
+	if err != nil {
+		return err
+	}
+	return &protocol.Error{Code: CodeNotJoined, Message: "not a member of room " + string(name)}
 }
 
 // roomFor validates name and returns its room, creating it if needed.

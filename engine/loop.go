@@ -22,6 +22,7 @@ type loopState struct {
 	frames  [4][]byte             // per-delivery frame variants (scratch)
 	conv    []byte                // transcoding scratch for data
 	idConv  []byte                // transcoding scratch for ids
+	writes  int                   // frames queued since the wake began
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -35,18 +36,21 @@ type session struct {
 	joins  []membership
 }
 
-type memberState uint8
-
-const (
-	joining memberState = iota + 1 // join sent to the shard, no answer yet
-	joined                         // in the room's view on this loop
-	leaving                        // leave sent to the shard, no answer yet
-)
-
+// membership is a session's relation to one room, as this loop sees it.
+//
+// counted says whether the commands sent so far leave the session counted
+// as a member by the shard (join: yes, leave: no); it decides whether the
+// next join or leave changes the shard's count. The view (pos) follows the
+// shard's answers instead, applied in the shard's order: outJoined adds the
+// session, outLeft removes it. So a leave and a join sent back to back never
+// let through a message the shard published between them. pending counts
+// requests whose answer has not come back; a membership that is neither
+// counted nor pending is forgotten.
 type membership struct {
-	room  *room
-	state memberState
-	pos   int32 // index in room.views[loop].members; -1 when not in the view
+	room    *room
+	counted bool
+	pending int32
+	pos     int32 // index in room.views[loop].members; -1 when not in the view
 }
 
 // roomView lists one loop's members of a room (loop-owned).
@@ -115,7 +119,7 @@ func (ls *loopState) send(c command) {
 		// An API caller holding the shard may be waiting for this loop to
 		// drain its ring: drain while waiting, never block on the lock.
 		for !sh.mu.TryLock() {
-			ls.drainFrom(sh)
+			ls.drainFrom(sh, -1)
 			runtime.Gosched()
 		}
 		sh.handle(exec{loop: ls}, &c)
@@ -125,26 +129,51 @@ func (ls *loopState) send(c command) {
 	}
 	r := ls.toShard[sh.index]
 	for !r.TryPush(c) {
+		if ls.e.closing.Load() { // nobody will take it: drop the command
+			c.discard()
+			return
+		}
 		ls.drainOuts() // the shard may wait on us: keep our side moving
 		ls.e.yield()
 	}
 	sh.worker.notify()
 }
 
-// drainOuts handles every out the shards queued for this loop.
-func (ls *loopState) drainOuts() {
+// Per wake, a loop handles at most drainOuts outs or queues at most
+// drainWrites frames, then flushes and wakes itself again: a publisher
+// faster than the fan-out must not keep the loop from writing.
+const (
+	drainOutsBudget   = 1024
+	drainWritesBudget = 64 << 10
+)
+
+// drainOuts handles the outs the shards queued for this loop, within the
+// per-wake budget, and reports whether some were left for the next wake.
+func (ls *loopState) drainOuts() (more bool) {
+	ls.writes = 0
+	budget := drainOutsBudget
 	for _, sh := range ls.e.shards {
-		ls.drainFrom(sh)
+		n := ls.drainFrom(sh, budget)
+		budget -= n
+		if budget <= 0 || ls.writes >= drainWritesBudget {
+			return true
+		}
 	}
+	return false
 }
 
-func (ls *loopState) drainFrom(sh *shard) {
+// drainFrom handles up to limit outs from sh's ring to this loop (all of
+// them when limit < 0) and returns how many it handled.
+func (ls *loopState) drainFrom(sh *shard, limit int) int {
 	r := sh.toLoop[ls.index]
-	for o := r.Peek(); o != nil; o = r.Peek() {
+	n := 0
+	for o := r.Peek(); o != nil && n != limit; o = r.Peek() {
 		v := *o
 		r.Release()
 		ls.handleOut(&v)
+		n++
 	}
+	return n
 }
 
 // handleOut applies one shard answer on this loop.
@@ -163,15 +192,25 @@ func (ls *loopState) handleOut(o *out) {
 	case outLeft:
 		s := o.sess
 		if !s.closed {
-			if m := s.find(o.room); m != nil && m.state == leaving {
+			if m := s.find(o.room); m != nil {
 				ls.removeFromView(s, m)
-				s.forget(o.room)
+				ls.settle(s, m)
 			}
 			s.write(ls.appendLeft(s, ls.idFor(s, o.msg), o.room))
 		}
 		if o.msg != nil {
 			o.msg.release()
 		}
+	}
+}
+
+// settle notes that one request about m was answered, and forgets m when
+// nothing is in flight and the session is no longer a member.
+func (ls *loopState) settle(s *session, m *membership) {
+	m.pending--
+	if m.pending <= 0 && !m.counted {
+		ls.removeFromView(s, m)
+		s.forget(m.room)
 	}
 }
 
@@ -192,9 +231,9 @@ func (ls *loopState) idFor(s *session, m *Message) []byte {
 func (ls *loopState) joined(o *out) {
 	s := o.sess
 	if !s.closed {
-		if m := s.find(o.room); m != nil && m.state == joining {
-			m.state = joined
+		if m := s.find(o.room); m != nil {
 			ls.addToView(s, m)
+			ls.settle(s, m)
 		}
 		s.write(ls.appendJoined(s, ls.idFor(s, o.msg), o.room, o.seq, o.recovered))
 		for _, m := range o.replay {
@@ -229,6 +268,7 @@ func (ls *loopState) deliver(r *room, m *Message) {
 		}
 		s.conn.Write(f)
 	}
+	ls.writes += len(v.members)
 	ls.e.metrics.delivered.Add(uint64(len(v.members)))
 }
 

@@ -26,14 +26,18 @@ type room struct {
 
 // history is a bounded ring of a room's recent messages (each holds a ref).
 type history struct {
-	buf  []*Message // len = capacity (0: no history)
-	next int        // slot for the next message
-	n    int        // messages held
+	capacity int        // from the room policy; 0: no history
+	buf      []*Message // allocated on the first push (rooms that never get a message cost nothing)
+	next     int        // slot for the next message
+	n        int        // messages held
 }
 
 func (h *history) push(m *Message) {
-	if len(h.buf) == 0 {
+	if h.capacity == 0 {
 		return
+	}
+	if h.buf == nil {
+		h.buf = make([]*Message, h.capacity)
 	}
 	m.retain()
 	if old := h.buf[h.next]; old != nil {
@@ -46,9 +50,11 @@ func (h *history) push(m *Message) {
 
 // after returns, retained, the held messages with seq > since, oldest first,
 // and whether nothing after since was lost (the history reaches since+1).
+// A since beyond the room's last seq cannot be recovered: the client saw
+// messages this room does not know (e.g. from before a restart).
 func (h *history) after(since, last uint64) (msgs []*Message, complete bool) {
 	if since >= last {
-		return nil, true
+		return nil, since == last
 	}
 	oldest := last - uint64(h.n) + 1 // seq of the oldest held message
 	complete = h.n > 0 && oldest <= since+1
@@ -83,7 +89,8 @@ const (
 	cmdPublish         // publish msg to room
 )
 
-// command travels from a loop to the shard that owns its room.
+// command travels from a loop to the shard that owns its room. The shard
+// reads sess only for sess.ls.index, which never changes.
 type command struct {
 	kind     cmdKind
 	hasSince bool
@@ -114,6 +121,23 @@ type out struct {
 	replay    []*Message // outJoined: retained messages to replay
 }
 
+// discard releases what an undeliverable out holds.
+func (o *out) discard() {
+	if o.msg != nil {
+		o.msg.release()
+	}
+	for _, m := range o.replay {
+		m.release()
+	}
+}
+
+// discard releases what an undeliverable command holds.
+func (c *command) discard() {
+	if c.msg != nil {
+		c.msg.release()
+	}
+}
+
 // shard owns a set of rooms. Whoever holds mu owns every room of the shard:
 // its worker (ModeRings), the loop (ModeInline), or an embedding-API caller.
 type shard struct {
@@ -141,12 +165,18 @@ type exec struct {
 func (sh *shard) emit(x exec, li int, o out) {
 	if x.loop != nil && x.loop.index == li {
 		// Outs an API caller queued for this loop go first: FIFO per loop.
-		x.loop.drainFrom(sh)
+		x.loop.drainFrom(sh, -1)
 		x.loop.handleOut(&o)
 		return
 	}
 	r := sh.toLoop[li]
 	for !r.TryPush(o) {
+		if sh.e.closing.Load() {
+			// The loop may have stopped for good: drop the out rather
+			// than wait forever holding the shard.
+			o.discard()
+			return
+		}
 		sh.flushWakes()
 		sh.e.yield()
 	}
