@@ -86,6 +86,11 @@ type Config struct {
 	WriteBufferLimit int `yaml:"write_buffer_limit" json:"write_buffer_limit"`
 	// DisableCompression turns permessage-deflate off. Default false.
 	DisableCompression bool `yaml:"disable_compression" json:"disable_compression"`
+	// CompressionClientTakeover lets clients that ask for it compress with
+	// context takeover (the server then keeps a 32 KiB window per such
+	// connection). Default false: every client is told
+	// client_no_context_takeover.
+	CompressionClientTakeover bool `yaml:"compression_client_takeover" json:"compression_client_takeover"`
 	// CompressionThreshold: messages shorter than this go uncompressed.
 	// Default 128 bytes.
 	CompressionThreshold int `yaml:"compression_threshold" json:"compression_threshold"`
@@ -236,7 +241,8 @@ func (c *Config) netpollOptions() netpoll.Options {
 		HandshakeTimeout: c.HandshakeTimeout, HeartbeatInterval: c.HeartbeatInterval,
 		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit,
 		DisableCompression: c.DisableCompression, CompressionThreshold: c.CompressionThreshold,
-		Logger: c.Logger,
+		CompressionClientTakeover: c.CompressionClientTakeover,
+		Logger:                    c.Logger,
 	}
 	o.EnsureDefaults()
 	return o
