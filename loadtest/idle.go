@@ -8,10 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 )
 
@@ -41,33 +37,6 @@ type IdleResult struct {
 func (r IdleResult) String() string {
 	return fmt.Sprintf("idle: %d connections joined (%d failed) in %.1fs; server RSS %d KiB → %d KiB: %.2f KiB per connection",
 		r.Conns, r.Failed, r.ConnectSeconds, r.RSSBeforeKiB, r.RSSAfterKiB, r.PerConnKiB)
-}
-
-// RaiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit.
-func RaiseFileLimit() (uint64, error) {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
-		return 0, err
-	}
-	l.Cur = l.Max
-	return l.Cur, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-}
-
-// ProcessRSSKiB reads VmRSS of pid from /proc.
-func ProcessRSSKiB(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				return strconv.ParseInt(f[1], 10, 64)
-			}
-		}
-	}
-	return 0, errors.New("loadtest: no VmRSS in /proc status")
 }
 
 const handshake = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

@@ -1,7 +1,15 @@
-// Command streamload is streamd's load generator. Only the idle scenario
-// exists so far; the open-loop scenarios come with the measuring-stick issue.
+// Command streamload is streamd's open-loop load generator.
 //
-//	streamload idle [--addr HOST:PORT] [--conns N] [--rooms N] [--hold D] [--pid PID] [--sources 127.0.0.2,127.0.0.3]
+//	streamload echo   [--conns 1000] [--rate 10000] [flags]   every connection in its own room, publishing and receiving its own messages
+//	streamload fanout [--subs 10000] [--pubs 1] [--rate 10] [--slow 0] [flags]   one room of subscribers, publishers outside it
+//	streamload idle   [--conns 10000] [--rooms 100] [--hold 5s] [--pid PID]   joined, silent connections; server RSS per connection
+//
+// Sends follow a fixed schedule at --rate messages per second in total;
+// latency is measured from each message's scheduled send time, so the
+// generator's own lateness counts against the result (no coordinated
+// omission). Common flags: --addr (loopback only), --duration, --warmup,
+// --drain, --size, --pid (server pid: its CPU and peak RSS), --label,
+// --json FILE, --hgrm FILE (HdrHistogram percentile distribution, ms).
 package main
 
 import (
@@ -9,17 +17,108 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"streamd/loadtest"
 )
 
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: streamload echo|fanout|idle [flags]   (streamload SCENARIO -h for the flags)")
+	os.Exit(2)
+}
+
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "idle" {
-		fmt.Fprintln(os.Stderr, "usage: streamload idle [flags]   (other scenarios: not yet implemented)")
-		os.Exit(2)
+	if len(os.Args) < 2 {
+		usage()
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch os.Args[1] {
+	case "echo", "fanout":
+		os.Exit(runScenario(ctx, os.Args[1], os.Args[2:]))
+	case "idle":
+		os.Exit(runIdle(ctx, os.Args[2:]))
+	case "-h", "--help", "help":
+		usage()
+	default:
+		fmt.Fprintf(os.Stderr, "streamload: unknown scenario %q\n", os.Args[1])
+		usage()
+	}
+}
+
+func runScenario(ctx context.Context, scenario string, args []string) int {
+	fs := flag.NewFlagSet(scenario, flag.ExitOnError)
+	o := loadtest.Options{Scenario: scenario, Progress: os.Stderr}
+	var jsonPath, hgrmPath, sources string
+	var quiet bool
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "server WebSocket address (loopback only)")
+	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
+	fs.StringVar(&o.Label, "label", "streamd", "server name recorded in the result")
+	fs.IntVar(&o.Conns, "conns", 0, "echo: connections, each in its own room (default 1000)")
+	fs.IntVar(&o.Subscribers, "subs", 0, "fanout: subscribers of the one room (default 10000)")
+	fs.IntVar(&o.Publishers, "pubs", 0, "fanout: publishing connections (default 1)")
+	fs.IntVar(&o.Slow, "slow", 0, "fanout: subscribers that never read")
+	fs.Float64Var(&o.Rate, "rate", 0, "total publishes per second (default 10000 echo, 10 fanout)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window")
+	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "load before the measured window")
+	fs.DurationVar(&o.Drain, "drain", 2*time.Second, "wait for late messages after the last send")
+	fs.IntVar(&o.Size, "size", 64, "data bytes per message")
+	fs.DurationVar(&o.Tick, "tick", 200*time.Microsecond, "send batching granularity")
+	fs.IntVar(&o.Burst, "burst", 1, "messages each connection sends back to back in one write per slot (1: evenly spaced)")
+	fs.IntVar(&o.Workers, "workers", 0, "generator threads (default GOMAXPROCS)")
+	fs.IntVar(&o.PID, "pid", 0, "server pid, for its CPU time and peak RSS")
+	fs.StringVar(&sources, "sources", "", "comma-separated local IPs to dial from (default 127.0.0.1, more when ports run short)")
+	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
+	fs.StringVar(&hgrmPath, "hgrm", "", "write the HDR percentile distribution (.hgrm, ms) to this file")
+	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
+	_ = fs.Parse(args)
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "streamload:", err)
+			return 1
+		}
+		defer f.Close()
+		_ = pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	if sources != "" {
+		o.Sources = strings.Split(sources, ",")
+	}
+	if quiet {
+		o.Progress = nil
+	}
+	res, err := loadtest.Run(ctx, o)
+	if err != nil && res == nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	fmt.Println(res.Summary())
+	if jsonPath != "" {
+		if err := res.WriteJSON(jsonPath); err != nil {
+			fmt.Fprintln(os.Stderr, "streamload:", err)
+			return 1
+		}
+	}
+	if hgrmPath != "" {
+		if err := res.WriteHgrm(hgrmPath); err != nil {
+			fmt.Fprintln(os.Stderr, "streamload:", err)
+			return 1
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	return 0
+}
+
+func runIdle(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("idle", flag.ExitOnError)
 	var o loadtest.IdleOptions
 	var sources string
@@ -29,21 +128,22 @@ func main() {
 	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "how long to hold them before measuring")
 	fs.IntVar(&o.PID, "pid", 0, "server pid, to report its RSS per connection")
 	fs.StringVar(&sources, "sources", "", "comma-separated local IPs to dial from (127.0.0.x) when ports run short")
-	_ = fs.Parse(os.Args[2:])
+	_ = fs.Parse(args)
 	if sources != "" {
 		o.Sources = strings.Split(sources, ",")
 	}
 	if !strings.HasPrefix(o.Addr, "127.") && !strings.HasPrefix(o.Addr, "localhost:") && !strings.HasPrefix(o.Addr, "[::1]:") {
 		fmt.Fprintln(os.Stderr, "streamload: --addr must be a loopback address")
-		os.Exit(2)
+		return 2
 	}
 	if n, err := loadtest.RaiseFileLimit(); err != nil || n < uint64(o.Conns)+100 {
 		fmt.Fprintf(os.Stderr, "streamload: open-file limit %d may be too low for %d connections (%v)\n", n, o.Conns, err)
 	}
-	res, err := loadtest.Idle(context.Background(), o)
+	res, err := loadtest.Idle(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return 1
 	}
 	fmt.Println(res)
+	return 0
 }

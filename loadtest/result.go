@@ -1,0 +1,115 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds, from 1 µs to 5 minutes, with 3
+// significant digits (0.1 % resolution).
+func newHistogram() *hdrhistogram.Histogram {
+	return hdrhistogram.New(1, int64(5*time.Minute/time.Microsecond), 3)
+}
+
+// Result is what one run measured. Latencies are in milliseconds, measured
+// from each message's scheduled send time to its arrival.
+type Result struct {
+	Scenario        string  `json:"scenario"`
+	Server          string  `json:"server"`
+	Conns           int     `json:"conns"`
+	Subscribers     int     `json:"subscribers,omitempty"`
+	Publishers      int     `json:"publishers,omitempty"`
+	Rate            float64 `json:"rate"`
+	Burst           int     `json:"burst"`
+	DurationS       float64 `json:"duration_s"`
+	Sent            int64   `json:"sent"`
+	Expected        int64   `json:"expected"`
+	Received        int64   `json:"received"`
+	Lost            int64   `json:"lost"`
+	ThroughputPerS  float64 `json:"throughput_per_s"`
+	P50ms           float64 `json:"p50_ms"`
+	P90ms           float64 `json:"p90_ms"`
+	P99ms           float64 `json:"p99_ms"`
+	P999ms          float64 `json:"p999_ms"`
+	MaxMs           float64 `json:"max_ms"`
+	ServerCPUs      float64 `json:"server_cpu_s,omitempty"`
+	ServerPeakRSS   int64   `json:"server_peak_rss_kib,omitempty"`
+	GenCPUCores     float64 `json:"gen_cpu_cores"`
+	LateSends       int64   `json:"late_sends"`
+	GenLimited      bool    `json:"gen_limited"`
+	GenLimitedWhy   string  `json:"gen_limited_why,omitempty"`
+	ConnectFailures int     `json:"connect_failures,omitempty"`
+	Notes           string  `json:"notes,omitempty"`
+
+	hist *hdrhistogram.Histogram
+}
+
+// Histogram returns the run's latency histogram (µs).
+func (r *Result) Histogram() *hdrhistogram.Histogram { return r.hist }
+
+func (r *Result) fill(h *hdrhistogram.Histogram) {
+	r.hist = h
+	ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
+	r.P50ms, r.P90ms, r.P99ms, r.P999ms = ms(50), ms(90), ms(99), ms(99.9)
+	r.MaxMs = float64(h.Max()) / 1000
+}
+
+// Summary is the human-readable closing block.
+func (r *Result) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s against %s: %d conns", r.Scenario, r.Server, r.Conns)
+	if r.Subscribers > 0 {
+		fmt.Fprintf(&b, " (%d subscribers, %d publishers)", r.Subscribers, r.Publishers)
+	}
+	fmt.Fprintf(&b, ", target %.0f msgs/s for %.0fs", r.Rate, r.DurationS)
+	if r.Burst > 1 {
+		fmt.Fprintf(&b, " in bursts of %d per connection", r.Burst)
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "  sent %d, delivered %d of %d expected, lost %d, %.0f deliveries/s\n",
+		r.Sent, r.Received, r.Expected, r.Lost, r.ThroughputPerS)
+	fmt.Fprintf(&b, "  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+		r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
+	if r.ServerCPUs > 0 || r.ServerPeakRSS > 0 {
+		fmt.Fprintf(&b, "  server: %.2f CPU s, peak RSS %d KiB\n", r.ServerCPUs, r.ServerPeakRSS)
+	}
+	fmt.Fprintf(&b, "  generator: %.2f cores, %d sends more than 1 ms late", r.GenCPUCores, r.LateSends)
+	if r.GenLimited {
+		fmt.Fprintf(&b, "\n  WARNING: the generator was the limit (%s): these figures are not the server's", r.GenLimitedWhy)
+	}
+	return b.String()
+}
+
+// WriteJSON writes r to path.
+func (r *Result) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteHgrm writes the percentile distribution in the .hgrm text format HDR
+// plotters read (values in milliseconds).
+func (r *Result) WriteHgrm(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return r.writeHgrm(f)
+}
+
+func (r *Result) writeHgrm(w io.Writer) error {
+	if r.hist == nil {
+		return fmt.Errorf("loadtest: no histogram")
+	}
+	_, err := r.hist.PercentilesPrint(w, 5, 1000)
+	return err
+}

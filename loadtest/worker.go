@@ -1,0 +1,294 @@
+package loadtest
+
+import (
+	"bytes"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"golang.org/x/sys/unix"
+)
+
+// clock is the generator's monotonic clock (ns since the process started
+// measuring); timestamps in messages use it.
+var clockBase = time.Now()
+
+func now() int64 { return int64(time.Since(clockBase)) }
+
+// worker drives its share of the connections from one OS thread: a
+// periodic timerfd and the sockets in one epoll set. Sends follow the
+// schedule t0 + k·interval (open loop); latency is measured from the
+// scheduled time, so a late send counts against the result, never for it.
+type worker struct {
+	epfd, tfd int
+	byFD      map[int]*lconn
+	senders   []*lconn
+
+	interval int64 // ns between this worker's send slots (0: it sends nothing)
+	burst    int   // messages per slot, written together on one connection
+	t0       int64 // first send time
+	stopAt   int64 // last scheduled send time (exclusive)
+	k        int64 // sends scheduled so far
+	warmEnd  int64 // messages scheduled before this are not measured
+	tick     time.Duration
+
+	hist       *hdrhistogram.Histogram // measured window
+	interval1s *hdrhistogram.Histogram
+	sec        int64 // current progress second
+
+	readBuf []byte
+	touched []*lconn
+
+	// Counters, read by the reporter while the worker runs.
+	sent, sentMeasured, recv, recvMeasured, late atomic.Int64
+	p99Last                                      atomic.Int64 // µs, p99 of the last full second
+	quit                                         atomic.Bool
+}
+
+func newWorker(tick time.Duration) (*worker, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	w := &worker{epfd: epfd, tfd: tfd, byFD: make(map[int]*lconn), tick: tick,
+		hist: newHistogram(), interval1s: newHistogram(), readBuf: make([]byte, 256<<10)}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}); err != nil {
+		w.close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *worker) add(c *lconn) error {
+	w.byFD[c.fd] = c
+	if c.silent {
+		return nil // a slow consumer is never read
+	}
+	return unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+}
+
+func (w *worker) close() {
+	for fd := range w.byFD {
+		unix.Close(fd)
+	}
+	unix.Close(w.tfd)
+	unix.Close(w.epfd)
+}
+
+// run loops until until (ns on the clock), sending on schedule and reading.
+func (w *worker) run(until int64) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ts := unix.NsecToTimespec(int64(w.tick))
+	_ = unix.TimerfdSettime(w.tfd, 0, &unix.ItimerSpec{Interval: ts, Value: ts}, nil)
+	events := make([]unix.EpollEvent, 1024)
+	var tbuf [8]byte
+	for !w.quit.Load() {
+		t := now()
+		if t >= until {
+			return
+		}
+		w.sendDue(t)
+		n, err := unix.EpollWait(w.epfd, events, 100)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		t = now()
+		for i := 0; i < n; i++ {
+			fd := int(events[i].Fd)
+			if fd == w.tfd {
+				_, _ = unix.Read(w.tfd, tbuf[:])
+				continue
+			}
+			c := w.byFD[fd]
+			if c == nil || c.closed {
+				continue
+			}
+			if events[i].Events&unix.EPOLLOUT != 0 {
+				w.flush(c)
+			}
+			if events[i].Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				w.read(c, t)
+			}
+		}
+		w.rollSecond(t)
+	}
+}
+
+// sendDue queues every send scheduled up to t, then writes each touched
+// connection once.
+func (w *worker) sendDue(t int64) {
+	if w.interval == 0 || len(w.senders) == 0 {
+		return
+	}
+	for {
+		sched := w.t0 + w.k*w.interval
+		if sched > t || sched >= w.stopAt {
+			break
+		}
+		c := w.senders[w.k%int64(len(w.senders))]
+		w.k++
+		if c.closed {
+			continue
+		}
+		putTS(c.frame[c.tOff:], sched)
+		for b := 0; b < w.burst; b++ {
+			c.out = append(c.out, c.frame...)
+		}
+		if !c.dirty {
+			c.dirty = true
+			w.touched = append(w.touched, c)
+		}
+		w.sent.Add(int64(w.burst))
+		if sched >= w.warmEnd {
+			w.sentMeasured.Add(int64(w.burst))
+		}
+		if t-sched > int64(time.Millisecond) {
+			w.late.Add(int64(w.burst))
+		}
+	}
+	for _, c := range w.touched {
+		c.dirty = false
+		w.flush(c)
+	}
+	clear(w.touched)
+	w.touched = w.touched[:0]
+}
+
+// flush writes c.out; what the socket does not take waits for EPOLLOUT.
+func (w *worker) flush(c *lconn) {
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if n > 0 {
+			c.out = c.out[:copy(c.out, c.out[n:])]
+		}
+		if err == unix.EAGAIN {
+			if !c.wantOut {
+				c.wantOut = true
+				ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd)}
+				if c.silent {
+					ev.Events = unix.EPOLLOUT
+					_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+				} else {
+					_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+				}
+			}
+			return
+		}
+		if err != nil {
+			w.drop(c)
+			return
+		}
+	}
+	if c.wantOut { // all written: stop asking for EPOLLOUT
+		c.wantOut = false
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
+		if c.silent {
+			_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		} else {
+			_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
+		}
+	}
+}
+
+func (w *worker) drop(c *lconn) {
+	c.closed = true
+	_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+}
+
+// read drains c's socket and handles every complete frame.
+func (w *worker) read(c *lconn, t int64) {
+	for {
+		n, err := unix.Read(c.fd, w.readBuf)
+		if n > 0 {
+			data := w.readBuf[:n]
+			if len(c.in) > 0 {
+				c.in = append(c.in, data...)
+				data = c.in
+			}
+			rest := w.frames(data, t)
+			if len(rest) > 0 {
+				c.in = append(c.in[:0], rest...)
+			} else {
+				c.in = c.in[:0]
+			}
+		}
+		if n == len(w.readBuf) {
+			continue
+		}
+		if err == unix.EAGAIN || (err == nil && n > 0) {
+			return
+		}
+		w.drop(c) // EOF or error
+		return
+	}
+}
+
+// frames handles each complete server frame in b and returns the rest.
+func (w *worker) frames(b []byte, t int64) []byte {
+	for len(b) >= 2 {
+		hl, n := 2, int(b[1]&0x7F)
+		switch n {
+		case 126:
+			if len(b) < 4 {
+				return b
+			}
+			hl, n = 4, int(b[2])<<8|int(b[3])
+		case 127:
+			if len(b) < 10 {
+				return b
+			}
+			hl, n = 10, 0
+			for _, x := range b[2:10] {
+				n = n<<8 | int(x)
+			}
+		}
+		if len(b) < hl+n {
+			return b
+		}
+		w.message(b[hl:hl+n], t)
+		b = b[hl+n:]
+	}
+	return b
+}
+
+// message records the latency of one `message` frame.
+func (w *worker) message(p []byte, t int64) {
+	if !bytes.HasPrefix(p, msgPrefix) {
+		return
+	}
+	i := bytes.Index(p, tsMarker)
+	if i < 0 {
+		return
+	}
+	sched, ok := parseTS(p[i+len(tsMarker):])
+	if !ok {
+		return
+	}
+	w.recv.Add(1)
+	if sched < w.warmEnd {
+		return
+	}
+	w.recvMeasured.Add(1)
+	us := (t - sched) / 1000
+	if us < 1 {
+		us = 1
+	}
+	_ = w.hist.RecordValue(us)
+	_ = w.interval1s.RecordValue(us)
+}
+
+// rollSecond publishes the last second's p99 for the progress line.
+func (w *worker) rollSecond(t int64) {
+	if s := t / int64(time.Second); s != w.sec {
+		w.sec = s
+		w.p99Last.Store(w.interval1s.ValueAtQuantile(99))
+		w.interval1s.Reset()
+	}
+}
