@@ -50,16 +50,18 @@ bench:
 	@mkdir -p bench
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee bench/latest.txt
 
-# The open-loop scenarios come with the measuring-stick issue; for now the
-# idle scenario: 10,000 joined connections, server RSS per connection.
+# A short default load run: bin/streamd on 127.0.0.1:18080 (pinned to CPU 0
+# when there are two), the echo scenario from CPU 1 (1,000 connections,
+# 20,000 msgs/s, 5 s), then the idle scenario (10,000 joined connections,
+# server RSS per connection). CONNS/RATE override; results in bench/results/.
 loadtest: build
 	$(GO) build -o bin/streamload ./cmd/streamload
-	@./$(BIN) serve --listen 127.0.0.1:18080 --admin "" --in-memory 2>/dev/null & pid=$$!; \
-	trap 'kill $$pid 2>/dev/null' EXIT; sleep 1; \
-	./bin/streamload idle --addr 127.0.0.1:18080 --conns $${CONNS:-10000} --pid $$pid
+	bash scripts/loadtest.sh
 
+# Load against bin/streamd while capturing CPU, heap, allocs, mutex and block
+# profiles into profiles/; refreshes profiles/default.pgo for `make build`.
 profile:
-	@echo "profile: not yet implemented: see the measuring-stick issue (it will write profiles/default.pgo)"
+	bash scripts/profile.sh
 
 # Lists every Fuzz target (go test -list prints a package's names, then its
 # "ok <package>" line) and runs each on its own for FUZZTIME.

@@ -29,7 +29,11 @@ type lconn struct {
 	dirty   bool   // has bytes in out to write this batch
 	wantOut bool   // registered for EPOLLOUT (out did not fit)
 	closed  bool
-	silent  bool // a slow consumer: never read
+	silent  bool   // a slow consumer: never read
+	sub     bool   // a room member (storm: may be dropped and rejoined)
+	room    string // the room it joined
+	lastSeq int64  // storm: last seq seen in its room
+	sent    int64  // messages this connection published
 	peer    *net.TCPConn
 }
 

@@ -133,7 +133,7 @@ func TestFramesSplitAnywhere(t *testing.T) {
 			if len(c.in) > 0 {
 				data = append(c.in, part...)
 			}
-			rest := w.frames(data, 10_000_000)
+			rest := w.frames(c, data, 10_000_000)
 			c.in = append(c.in[:0], rest...)
 		}
 		if w.recv.Load() != 2 || len(c.in) != 0 {

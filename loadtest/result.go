@@ -45,7 +45,15 @@ type Result struct {
 	GenLimited      bool    `json:"gen_limited"`
 	GenLimitedWhy   string  `json:"gen_limited_why,omitempty"`
 	ConnectFailures int     `json:"connect_failures,omitempty"`
-	Notes           string  `json:"notes,omitempty"`
+
+	// storm scenario
+	Reconnected       int     `json:"reconnected,omitempty"`
+	ReconnectFailures int     `json:"reconnect_failures,omitempty"`
+	RecoveryMs        float64 `json:"recovery_ms,omitempty"`
+	Gaps              int64   `json:"gaps,omitempty"`
+	Duplicates        int64   `json:"duplicates,omitempty"`
+	Unrecovered       int64   `json:"unrecovered,omitempty"`
+	Notes             string  `json:"notes,omitempty"`
 
 	hist *hdrhistogram.Histogram
 }
@@ -74,6 +82,10 @@ func (r *Result) Summary() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "  sent %d, delivered %d of %d expected, lost %d, %.0f deliveries/s\n",
 		r.Sent, r.Received, r.Expected, r.Lost, r.ThroughputPerS)
+	if r.Scenario == "storm" {
+		fmt.Fprintf(&b, "  storm: %d subscribers dropped and re-joined with since in %.0f ms (%d failed); gaps %d, duplicates %d, recovered:false %d\n",
+			r.Reconnected, r.RecoveryMs, r.ReconnectFailures, r.Gaps, r.Duplicates, r.Unrecovered)
+	}
 	fmt.Fprintf(&b, "  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
 		r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
 	if r.ServerCPUs > 0 || r.ServerPeakRSS > 0 {

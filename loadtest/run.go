@@ -19,10 +19,12 @@ type Options struct {
 	Path     string // default "/ws"
 	Label    string // server name for the result; default "streamd"
 
-	Conns       int // echo: connections, each in its own room; default 1,000
-	Subscribers int // fanout: members of the one room; default 10,000
-	Publishers  int // fanout: connections that publish (not members); default 1
-	Slow        int // fanout: subscribers that never read (slow consumers)
+	Conns       int     // echo: connections, each in its own room; default 1,000
+	Subscribers int     // fanout: members of the one room; default 10,000
+	Publishers  int     // fanout: connections that publish (not members); default 1
+	Slow        int     // fanout: subscribers that never read (slow consumers)
+	Rooms       int     // storm: rooms (one publisher each); default 100
+	DropShare   float64 // storm: share of subscribers dropped mid-run; default 0.3
 
 	Rate     float64       // total publishes per second; default 10,000 (echo), 10 (fanout)
 	Duration time.Duration // measured window; default 10s
@@ -77,8 +79,26 @@ func (o *Options) defaults() error {
 			return fmt.Errorf("loadtest: --slow %d must be below --subs %d", o.Slow, o.Subscribers)
 		}
 		o.Conns = o.Subscribers + o.Publishers
+	case "storm":
+		if o.Subscribers == 0 {
+			o.Subscribers = 1000
+		}
+		if o.Rooms == 0 {
+			o.Rooms = 100
+		}
+		if o.Rate == 0 {
+			o.Rate = 1000
+		}
+		if o.DropShare == 0 {
+			o.DropShare = 0.3
+		}
+		if o.DropShare < 0 || o.DropShare > 1 {
+			return fmt.Errorf("loadtest: --drop %v: want a share in (0, 1]", o.DropShare)
+		}
+		o.Publishers = o.Rooms
+		o.Conns = o.Subscribers + o.Rooms
 	default:
-		return fmt.Errorf("loadtest: unknown scenario %q (echo, fanout)", o.Scenario)
+		return fmt.Errorf("loadtest: unknown scenario %q (echo, fanout, storm)", o.Scenario)
 	}
 	if o.Rate <= 0 || o.Rate > 5e6 {
 		return fmt.Errorf("loadtest: --rate %v: want 0 < rate ≤ 5,000,000", o.Rate)
@@ -140,30 +160,48 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Scenario: o.Scenario, Server: o.Label, Conns: o.Conns, Rate: o.Rate, DurationS: o.Duration.Seconds(), Burst: o.Burst}
 	fan := int64(1)
-	if o.Scenario == "fanout" {
+	switch o.Scenario {
+	case "fanout":
 		res.Subscribers, res.Publishers = o.Subscribers, o.Publishers
 		fan = int64(o.Subscribers - o.Slow)
+	case "storm":
+		res.Subscribers, res.Publishers = o.Subscribers, o.Publishers
+		fan = int64(o.Subscribers / o.Rooms)
+		for _, w := range workers {
+			w.trackSeq = true
+			w.incoming = make(chan *lconn, o.Conns)
+			w.dropped = make(chan *lconn, o.Conns)
+		}
 	}
 
 	// Connect everyone, 64 at a time.
 	type job struct {
-		i    int
-		room string
-		pub  bool // sends
-		sub  bool // reads (a member)
+		i      int
+		room   string // joined
+		target string // published to
+		pub    bool   // sends
+		sub    bool   // reads (a member)
 	}
 	jobs := make([]job, 0, o.Conns)
 	switch o.Scenario {
 	case "echo":
 		for i := 0; i < o.Conns; i++ {
-			jobs = append(jobs, job{i: i, room: "load.echo." + strconv.Itoa(i), pub: true, sub: true})
+			room := "load.echo." + strconv.Itoa(i)
+			jobs = append(jobs, job{i: i, room: room, target: room, pub: true, sub: true})
 		}
 	case "fanout":
 		for i := 0; i < o.Subscribers; i++ {
 			jobs = append(jobs, job{i: i, room: "load.fanout", sub: true})
 		}
 		for i := 0; i < o.Publishers; i++ {
-			jobs = append(jobs, job{i: o.Subscribers + i, pub: true})
+			jobs = append(jobs, job{i: o.Subscribers + i, pub: true, target: "load.fanout"})
+		}
+	case "storm":
+		for i := 0; i < o.Subscribers; i++ {
+			jobs = append(jobs, job{i: i, room: "load.storm." + strconv.Itoa(i%o.Rooms), sub: true})
+		}
+		for r := 0; r < o.Rooms; r++ {
+			jobs = append(jobs, job{i: o.Subscribers + r, pub: true, target: "load.storm." + strconv.Itoa(r)})
 		}
 	}
 	var mu sync.Mutex
@@ -190,11 +228,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				return
 			}
-			target := "load.fanout"
-			if o.Scenario == "echo" {
-				target = j.room
+			if j.pub {
+				c.frame, c.tOff = buildPublish(j.target, o.Size)
+				c.room = j.target
 			}
-			c.frame, c.tOff = buildPublish(target, o.Size)
+			if j.sub {
+				c.room, c.sub = j.room, true
+			}
 			c.silent = o.Scenario == "fanout" && j.sub && j.i < o.Slow
 			w := workers[j.i%len(workers)]
 			if err := w.add(c); err != nil && firstErr == nil {
@@ -258,7 +298,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// drain has everything.
 	var cpu0, srv0 time.Duration
 	var wall0 int64
-	measuring := false
+	measuring, stormed := false, false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastSent, lastRecv := int64(0), int64(0)
@@ -280,6 +320,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				if o.PID > 0 {
 					srv0, _ = ProcessCPU(o.PID)
 				}
+			}
+			if o.Scenario == "storm" && !stormed && t >= warmEnd+int64(o.Duration)/3 {
+				stormed = true
+				go storm(ctx, o, workers, res)
 			}
 			if measuring && res.GenCPUCores == 0 && t >= stopAt {
 				res.GenCPUCores = float64(selfCPU()-cpu0) / float64(t-wall0)
@@ -326,6 +370,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	res.Expected = expected()
 	res.Received = received()
 	res.Lost = max(res.Expected-res.Received, 0)
+	if o.Scenario == "storm" {
+		stormVerdict(o, workers, res)
+	}
 	res.ThroughputPerS = float64(res.Received) / o.Duration.Seconds()
 	res.fill(h)
 	if o.PID > 0 {

@@ -40,6 +40,14 @@ type worker struct {
 	readBuf []byte
 	touched []*lconn
 
+	// storm scenario: sequence tracking, drops and reconnects.
+	trackSeq    bool
+	incoming    chan *lconn  // reconnected connections to adopt
+	dropShare   atomic.Int64 // per mille of subscribers to drop now (0: none)
+	dropped     chan *lconn  // connections this worker dropped, to reconnect
+	gaps, dups  atomic.Int64
+	unrecovered atomic.Int64
+
 	// Counters, read by the reporter while the worker runs.
 	sent, sentMeasured, recv, recvMeasured, late atomic.Int64
 	p99Last                                      atomic.Int64 // µs, p99 of the last full second
@@ -95,6 +103,9 @@ func (w *worker) run(until int64) {
 			return
 		}
 		w.sendDue(t)
+		if w.trackSeq {
+			w.storm()
+		}
 		n, err := unix.EpollWait(w.epfd, events, 100)
 		if err != nil && err != unix.EINTR {
 			return
@@ -134,6 +145,7 @@ func (w *worker) sendDue(t int64) {
 		}
 		c := w.senders[w.k%int64(len(w.senders))]
 		w.k++
+		c.sent += int64(w.burst)
 		if c.closed {
 			continue
 		}
@@ -212,7 +224,7 @@ func (w *worker) read(c *lconn, t int64) {
 				c.in = append(c.in, data...)
 				data = c.in
 			}
-			rest := w.frames(data, t)
+			rest := w.frames(c, data, t)
 			if len(rest) > 0 {
 				c.in = append(c.in[:0], rest...)
 			} else {
@@ -231,7 +243,7 @@ func (w *worker) read(c *lconn, t int64) {
 }
 
 // frames handles each complete server frame in b and returns the rest.
-func (w *worker) frames(b []byte, t int64) []byte {
+func (w *worker) frames(c *lconn, b []byte, t int64) []byte {
 	for len(b) >= 2 {
 		hl, n := 2, int(b[1]&0x7F)
 		switch n {
@@ -252,16 +264,22 @@ func (w *worker) frames(b []byte, t int64) []byte {
 		if len(b) < hl+n {
 			return b
 		}
-		w.message(b[hl:hl+n], t)
+		w.message(c, b[hl:hl+n], t)
 		b = b[hl+n:]
 	}
 	return b
 }
 
 // message records the latency of one `message` frame.
-func (w *worker) message(p []byte, t int64) {
+func (w *worker) message(c *lconn, p []byte, t int64) {
 	if !bytes.HasPrefix(p, msgPrefix) {
+		if w.trackSeq && bytes.Contains(p, recoveredFalse) {
+			w.unrecovered.Add(1)
+		}
 		return
+	}
+	if w.trackSeq {
+		c.seen(p, w)
 	}
 	i := bytes.Index(p, tsMarker)
 	if i < 0 {
@@ -292,3 +310,66 @@ func (w *worker) rollSecond(t int64) {
 		w.interval1s.Reset()
 	}
 }
+
+var (
+	seqMarker      = []byte(`"seq":`)
+	recoveredFalse = []byte(`"recovered":false`)
+)
+
+// seen checks a message's seq against the last one c saw in its room.
+func (c *lconn) seen(p []byte, w *worker) {
+	i := bytes.Index(p, seqMarker)
+	if i < 0 {
+		return
+	}
+	var seq int64
+	for _, d := range p[i+len(seqMarker):] {
+		if d < '0' || d > '9' {
+			break
+		}
+		seq = seq*10 + int64(d-'0')
+	}
+	switch {
+	case seq == c.lastSeq+1:
+		c.lastSeq = seq
+	case seq > c.lastSeq+1:
+		w.gaps.Add(seq - c.lastSeq - 1)
+		c.lastSeq = seq
+	default:
+		w.dups.Add(1)
+	}
+}
+
+// storm adopts reconnected connections and performs a requested drop.
+func (w *worker) storm() {
+	for {
+		select {
+		case c := <-w.incoming:
+			w.byFD[c.fd] = c
+			_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+			continue
+		default:
+		}
+		break
+	}
+	share := w.dropShare.Swap(0)
+	if share == 0 {
+		return
+	}
+	acc := int64(0) // drop share‰ of the subscribers, spread evenly
+	for fd, c := range w.byFD {
+		if !c.sub || c.closed {
+			continue
+		}
+		if acc += share; acc >= 1000 {
+			acc -= 1000
+			w.drop(c)
+			unix.Close(fd)
+			delete(w.byFD, fd)
+			w.dropped <- c
+		}
+	}
+}
+
+// sentPerConn is how many messages c published (read after the run).
+func (w *worker) sentPerConn(c *lconn) int64 { return c.sent }

@@ -26,6 +26,7 @@ type serveFlags struct {
 	config, listen, admin, data string
 	inMemory                    bool
 	logLevel, logFormat         string
+	profileRates                bool
 	set                         map[string]bool // flags given on the command line
 }
 
@@ -42,6 +43,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.BoolVar(&f.inMemory, "in-memory", false, "keep no files (same as --data \"\")")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.BoolVar(&f.profileRates, "profile-rates", false, "sample mutex contention and blocking for /debug/pprof/mutex and /block (costs a little)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: streamd serve [flags]")
 		fmt.Fprintln(stderr, "Precedence: flag > environment > config file > built-in default. Flags take - or --.")
@@ -129,6 +131,10 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 		return exitFail
 	}
 	slog.SetDefault(logger)
+	if f.profileRates {
+		runtime.SetMutexProfileFraction(100)
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	}
 	logger.Info("starting", "version", version, "go", runtime.Version(), "config", name)
 	if n := len(s.Pipelines); n > 0 {
 		logger.Warn("pipelines are not supported yet: ignoring them", "count", n, "config", name)

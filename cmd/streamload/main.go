@@ -2,6 +2,8 @@
 //
 //	streamload echo   [--conns 1000] [--rate 10000] [flags]   every connection in its own room, publishing and receiving its own messages
 //	streamload fanout [--subs 10000] [--pubs 1] [--rate 10] [--slow 0] [flags]   one room of subscribers, publishers outside it
+//	streamload storm  [--subs 1000] [--rooms 100] [--rate 1000] [--drop 0.3] [flags]   drop a share of subscribers mid-run; they re-join with since; count what was lost
+//	streamload ramp   [--of echo|fanout] [--start 10000] [--factor 1.25] [--p99 10ms] [flags]   the highest rate whose p99 stays under the bound
 //	streamload idle   [--conns 10000] [--rooms 100] [--hold 5s] [--pid PID]   joined, silent connections; server RSS per connection
 //
 // Sends follow a fixed schedule at --rate messages per second in total;
@@ -14,6 +16,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -38,8 +41,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch os.Args[1] {
-	case "echo", "fanout":
+	case "echo", "fanout", "storm":
 		os.Exit(runScenario(ctx, os.Args[1], os.Args[2:]))
+	case "ramp":
+		os.Exit(runRamp(ctx, os.Args[2:]))
 	case "idle":
 		os.Exit(runIdle(ctx, os.Args[2:]))
 	case "-h", "--help", "help":
@@ -50,11 +55,8 @@ func main() {
 	}
 }
 
-func runScenario(ctx context.Context, scenario string, args []string) int {
-	fs := flag.NewFlagSet(scenario, flag.ExitOnError)
-	o := loadtest.Options{Scenario: scenario, Progress: os.Stderr}
-	var jsonPath, hgrmPath, sources string
-	var quiet bool
+// scenarioFlags registers the flags every load scenario shares.
+func scenarioFlags(fs *flag.FlagSet, o *loadtest.Options, sources *string) {
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "server WebSocket address (loopback only)")
 	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
 	fs.StringVar(&o.Label, "label", "streamd", "server name recorded in the result")
@@ -62,6 +64,8 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	fs.IntVar(&o.Subscribers, "subs", 0, "fanout: subscribers of the one room (default 10000)")
 	fs.IntVar(&o.Publishers, "pubs", 0, "fanout: publishing connections (default 1)")
 	fs.IntVar(&o.Slow, "slow", 0, "fanout: subscribers that never read")
+	fs.IntVar(&o.Rooms, "rooms", 0, "storm: rooms, one publisher each (default 100)")
+	fs.Float64Var(&o.DropShare, "drop", 0, "storm: share of subscribers dropped at once a third into the window (default 0.3)")
 	fs.Float64Var(&o.Rate, "rate", 0, "total publishes per second (default 10000 echo, 10 fanout)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "load before the measured window")
@@ -71,7 +75,15 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	fs.IntVar(&o.Burst, "burst", 1, "messages each connection sends back to back in one write per slot (1: evenly spaced)")
 	fs.IntVar(&o.Workers, "workers", 0, "generator threads (default GOMAXPROCS)")
 	fs.IntVar(&o.PID, "pid", 0, "server pid, for its CPU time and peak RSS")
-	fs.StringVar(&sources, "sources", "", "comma-separated local IPs to dial from (default 127.0.0.1, more when ports run short)")
+	fs.StringVar(sources, "sources", "", "comma-separated local IPs to dial from (default 127.0.0.1, more when ports run short)")
+}
+
+func runScenario(ctx context.Context, scenario string, args []string) int {
+	fs := flag.NewFlagSet(scenario, flag.ExitOnError)
+	o := loadtest.Options{Scenario: scenario, Progress: os.Stderr}
+	var jsonPath, hgrmPath, sources string
+	var quiet bool
+	scenarioFlags(fs, &o, &sources)
 	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&hgrmPath, "hgrm", "", "write the HDR percentile distribution (.hgrm, ms) to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
@@ -145,5 +157,44 @@ func runIdle(ctx context.Context, args []string) int {
 		return 1
 	}
 	fmt.Println(res)
+	return 0
+}
+
+func runRamp(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("ramp", flag.ExitOnError)
+	var ro loadtest.RampOptions
+	var sources, jsonPath string
+	scenarioFlags(fs, &ro.Base, &sources)
+	fs.StringVar(&ro.Base.Scenario, "of", "echo", "scenario to ramp: echo or fanout")
+	fs.Float64Var(&ro.Start, "start", 10_000, "first rate, msgs/s")
+	fs.Float64Var(&ro.Factor, "factor", 1.25, "rate multiplier per step")
+	fs.Float64Var(&ro.Max, "max", 2_000_000, "highest rate tried")
+	fs.DurationVar(&ro.P99Bound, "p99", 10*time.Millisecond, "p99 bound a step must stay under")
+	fs.StringVar(&jsonPath, "json", "", "write every step and the best as JSON to this file")
+	_ = fs.Parse(args)
+	if sources != "" {
+		ro.Base.Sources = strings.Split(sources, ",")
+	}
+	if ro.Base.Duration == 10*time.Second {
+		ro.Base.Duration = 5 * time.Second // shorter steps unless asked
+	}
+	ro.Log = os.Stderr
+	res, err := loadtest.Ramp(ctx, ro)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	if res.Best != nil {
+		fmt.Printf("ramp: best %.0f msgs/s with p99 %.3f ms (bound %v); stopped because %s\n", res.Best.Rate, res.Best.P99ms, ro.P99Bound, res.Why)
+	} else {
+		fmt.Printf("ramp: no step passed; stopped because %s\n", res.Why)
+	}
+	if jsonPath != "" {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "streamload:", err)
+			return 1
+		}
+	}
 	return 0
 }

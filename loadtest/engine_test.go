@@ -1,0 +1,59 @@
+package loadtest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"streamd/engine"
+)
+
+func startEngine(t *testing.T) string {
+	t.Helper()
+	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0", WriteBufferLimit: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.Close(ctx)
+	})
+	return e.Addr().String()
+}
+
+// TestStormAgainstTheEngine: a third of the subscribers drop at once and
+// re-join with since; none may miss a message.
+func TestStormAgainstTheEngine(t *testing.T) {
+	addr := startEngine(t)
+	res, err := Run(context.Background(), Options{Scenario: "storm", Addr: addr, Subscribers: 200, Rooms: 20, Rate: 400,
+		DropShare: 0.3, Duration: 3 * time.Second, Warmup: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.Summary())
+	if res.Reconnected != 60 || res.ReconnectFailures != 0 {
+		t.Fatalf("reconnected %d (%d failed), want 60", res.Reconnected, res.ReconnectFailures)
+	}
+	if res.Lost != 0 || res.Gaps != 0 || res.Unrecovered != 0 {
+		t.Fatalf("lost %d, gaps %d, recovered:false %d: want none", res.Lost, res.Gaps, res.Unrecovered)
+	}
+}
+
+// TestFanoutWithSlowConsumers: subscribers that never read are dropped by
+// the engine; the others get everything.
+func TestFanoutWithSlowConsumers(t *testing.T) {
+	addr := startEngine(t)
+	res, err := Run(context.Background(), Options{Scenario: "fanout", Addr: addr, Subscribers: 100, Slow: 5, Publishers: 2,
+		Rate: 200, Size: 2000, Duration: 2 * time.Second, Warmup: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(res.Summary())
+	if res.Lost != 0 || res.Received != res.Expected || res.Expected != res.Sent*95 {
+		t.Fatalf("sent %d, received %d of %d (want 95 readers each getting everything)", res.Sent, res.Received, res.Expected)
+	}
+}
