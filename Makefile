@@ -26,7 +26,7 @@ SHELL       := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 .DEFAULT_GOAL := build
-.PHONY: run build test test-deps bench loadtest profile fuzz clean
+.PHONY: run build test test-deps test-peers bench bench-compare loadtest profile fuzz clean
 
 build:
 	$(GO) build -trimpath -pgo=$(PGO) -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streamd
@@ -39,6 +39,18 @@ run: build
 test: test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) test-peers
+
+# The reference servers of bench-compare live in their own module
+# (bench/peers) so their dependencies stay out of the engine's.
+test-peers:
+	cd bench/peers && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Side-by-side load runs: streamd and the reference servers (gorilla, nbio,
+# gnet+gobwas, centrifuge), server on CPU 0 and generator on CPU 1, each
+# scenario REPEAT times; writes bench/results/<time>/table.md (medians).
+bench-compare:
+	bash bench/compare.sh
 
 # Prerequisites of the tests that need more than Go: Node's ws package (npm,
 # into e2e/node/node_modules) and Debian's chromium for the e2e clients.
