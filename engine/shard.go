@@ -24,54 +24,6 @@ type room struct {
 	views []*roomView
 }
 
-// history is a bounded ring of a room's recent messages (each holds a ref).
-type history struct {
-	capacity int        // from the room policy; 0: no history
-	buf      []*Message // allocated on the first push (rooms that never get a message cost nothing)
-	next     int        // slot for the next message
-	n        int        // messages held
-}
-
-func (h *history) push(m *Message) {
-	if h.capacity == 0 {
-		return
-	}
-	if h.buf == nil {
-		h.buf = make([]*Message, h.capacity)
-	}
-	m.retain()
-	if old := h.buf[h.next]; old != nil {
-		old.release()
-	}
-	h.buf[h.next] = m
-	h.next = (h.next + 1) % len(h.buf)
-	h.n = min(h.n+1, len(h.buf))
-}
-
-// after returns, retained, the held messages with seq > since, oldest first,
-// and whether nothing after since was lost (the history reaches since+1).
-// A since beyond the room's last seq cannot be recovered: the client saw
-// messages this room does not know (e.g. from before a restart).
-func (h *history) after(since, last uint64) (msgs []*Message, complete bool) {
-	if since >= last {
-		return nil, since == last
-	}
-	oldest := last - uint64(h.n) + 1 // seq of the oldest held message
-	complete = h.n > 0 && oldest <= since+1
-	want := last - max(since, oldest-1)
-	if h.n == 0 || want == 0 {
-		return nil, complete
-	}
-	msgs = make([]*Message, 0, want)
-	start := (h.next - int(want) + len(h.buf)) % len(h.buf)
-	for i := 0; i < int(want); i++ {
-		m := h.buf[(start+i)%len(h.buf)]
-		m.retain()
-		msgs = append(msgs, m)
-	}
-	return msgs, complete
-}
-
 // subscription is an embedding-API subscriber (Engine.Subscribe).
 type subscription struct {
 	fn   func(*Message)
@@ -207,7 +159,7 @@ func (sh *shard) handle(x exec, c *command) {
 		o := out{kind: outJoined, room: r, sess: c.sess, msg: c.msg, seq: r.seq, recovered: -1}
 		if c.hasSince {
 			var complete bool
-			o.replay, complete = r.hist.after(c.since, r.seq)
+			o.replay, complete = r.hist.after(r, c.since, r.seq)
 			o.recovered = 0
 			if complete {
 				o.recovered = 1
