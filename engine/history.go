@@ -6,10 +6,10 @@ package engine
 // messages is then three objects to the garbage collector, not 100 (with a
 // million kept messages, scanning them made the collector the p99).
 //
-// Bytes of evicted entries are reclaimed by compaction once the slice holds
-// more than twice the live bytes, so a push costs O(1) amortised and the
-// memory stays within 2× the live payloads (plus a small floor). Owned by
-// the room's shard.
+// Bytes of evicted entries are reclaimed by compacting in place when the
+// slice is full and more than half of it is dead, so a push costs O(1)
+// amortised, allocates nothing once the slice has grown to fit, and the
+// memory stays within about 4× the live payloads. Owned by the room's shard.
 type history struct {
 	capacity int         // entries kept (from the room policy); 0: none
 	ents     []histEntry // ring, allocated on the first push
@@ -26,8 +26,6 @@ type histEntry struct {
 	null bool // data was absent (nil)
 }
 
-const historyCompactFloor = 4 << 10
-
 // push keeps m's payload as the newest entry (m itself is not retained).
 func (h *history) push(m *Message) {
 	if h.capacity == 0 {
@@ -40,8 +38,8 @@ func (h *history) push(m *Message) {
 		h.live -= int(h.ents[h.next].size)
 		h.n--
 	}
-	if len(h.data)+len(m.data) > cap(h.data) && len(h.data) > 2*h.live+historyCompactFloor {
-		h.compact()
+	if len(h.data)+len(m.data) > cap(h.data) && len(h.data) > 2*h.live {
+		h.compact() // reuse the dead front before append grows the slice
 	}
 	h.ents[h.next] = histEntry{off: uint32(len(h.data)), size: uint32(len(m.data)), enc: m.enc, null: m.data == nil}
 	h.data = append(h.data, m.data...)
@@ -50,16 +48,20 @@ func (h *history) push(m *Message) {
 	h.n++
 }
 
-// compact moves the live payloads to the front of data.
+// compact moves the live payloads to the front of data, in place: entries
+// are appended in seq order, so the live bytes are one run starting at the
+// oldest entry's offset. No allocation.
 func (h *history) compact() {
-	out := make([]byte, 0, max(2*h.live, historyCompactFloor))
-	for i := 0; i < h.n; i++ {
-		e := &h.ents[(h.next-h.n+i+h.capacity)%h.capacity]
-		off := len(out)
-		out = append(out, h.data[e.off:e.off+e.size]...)
-		e.off = uint32(off)
+	if h.n == 0 {
+		h.data = h.data[:0]
+		return
 	}
-	h.data = out
+	oldest := (h.next - h.n + h.capacity) % h.capacity
+	base := h.ents[oldest].off
+	h.data = h.data[:copy(h.data, h.data[base:])]
+	for i := 0; i < h.n; i++ {
+		h.ents[(oldest+i)%h.capacity].off -= base
+	}
 }
 
 // after returns new Messages (each with one ref) for the kept entries with

@@ -47,8 +47,14 @@ func TestHistoryMatchesAModel(t *testing.T) {
 				}
 			}
 		}
-		if len(h.data) > 2*h.live+historyCompactFloor+300 {
-			t.Fatalf("cap %d: %d bytes held for %d live", capacity, len(h.data), h.live)
+		if cap(h.data) > 4*h.live+2048 {
+			t.Fatalf("cap %d: %d bytes held for %d live", capacity, cap(h.data), h.live)
 		}
+		// Steady state: pushing allocates nothing.
+		m := newMessage(encJSON, []byte(`"steady"`), nil)
+		if n := testing.AllocsPerRun(1000, func() { h.push(m) }); n != 0 {
+			t.Fatalf("cap %d: push allocates %.1f times", capacity, n)
+		}
+		m.release()
 	}
 }

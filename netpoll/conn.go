@@ -40,8 +40,12 @@ type Conn struct {
 	msg            []byte
 
 	// outbound: frames queued since the last flush, by reference; they must
-	// stay valid until the loop flushes (arena or longer-lived memory).
-	out    [][]byte
+	// stay valid until the loop flushes (arena or longer-lived memory). out
+	// starts on outInline; a connection queuing more borrows a larger slice
+	// from the loop and hands it back at the flush, so an idle connection
+	// holds no outbound slice and a busy one allocates none.
+	out       [][]byte
+	outInline [2][]byte
 	dirty  bool
 	shutWr bool
 
@@ -79,6 +83,9 @@ func (c *Conn) Open() bool { return c.state == stateOpen }
 func (c *Conn) Write(frame []byte) {
 	if c.state != stateOpen {
 		return
+	}
+	if len(c.out) == cap(c.out) {
+		c.loop.growOut(c)
 	}
 	c.out = append(c.out, frame)
 	if !c.dirty {
@@ -285,31 +292,14 @@ func (c *Conn) fail(e *ProtocolError) gnet.Action {
 	return gnet.None
 }
 
-const iovMax = 1024
-
 // flushOut writes the queued frames with one write or writev.
 func (c *Conn) flushOut() {
 	c.dirty = false
 	if len(c.out) == 0 {
 		return
 	}
-	// writev takes at most IOV_MAX (1024) buffers; gnet passes more through
-	// and the kernel answers EINVAL, so write in chunks.
-	for rest := c.out; len(rest) > 0 && (c.state == stateOpen || c.state == stateClosing); {
-		chunk := rest[:min(len(rest), iovMax)]
-		rest = rest[len(chunk):]
-		if len(chunk) == 1 {
-			_, _ = c.gc.Write(chunk[0])
-		} else {
-			_, _ = c.gc.Writev(chunk)
-		}
-	}
-	clear(c.out)
-	if cap(c.out) > 64 {
-		c.out = nil // a burst must not pin a large slice on an idle connection
-	} else {
-		c.out = c.out[:0]
-	}
+	c.loop.writeFrames(c)
+	c.loop.returnOut(c)
 	if c.state != stateOpen && c.state != stateClosing {
 		return // the write failed and gnet closed the connection
 	}

@@ -24,6 +24,8 @@ type Loop struct {
 	comp     *compressor
 	dec      *decompressor
 	inflated []byte
+	outPool  [][][]byte // larger outbound lists, lent to connections for one batch
+	coalesce []byte     // small frames of one connection, joined for one write
 
 	pinned   bool    // the loop's thread was pinned (Options.Pin)
 	prevMask cpuMask // its mask before pinning
@@ -187,4 +189,80 @@ func (l *Loop) EndFrame(b []byte, op byte) []byte {
 	start := MaxHeaderSize - len(h)
 	copy(b[start:], h)
 	return b[start:]
+}
+
+// growOut gives c room for more outbound frames: its inline array first,
+// then a list lent by the loop (or a new, larger one).
+func (l *Loop) growOut(c *Conn) {
+	if cap(c.out) == 0 {
+		c.out = c.outInline[:0]
+		return
+	}
+	var bigger [][]byte
+	if k := len(l.outPool); k > 0 && cap(l.outPool[k-1]) > cap(c.out) {
+		bigger = l.outPool[k-1][:0]
+		l.outPool = l.outPool[:k-1]
+	} else {
+		bigger = make([][]byte, 0, max(2*cap(c.out), 16))
+	}
+	bigger = append(bigger, c.out...)
+	l.returnOut(c)
+	c.out = bigger
+}
+
+// returnOut takes back c's lent list, if it has one, and leaves c with none.
+// At most 256 lists are kept.
+func (l *Loop) returnOut(c *Conn) {
+	out := c.out
+	c.out = nil
+	if cap(out) == 0 || &out[:1][0] == &c.outInline[0] {
+		clear(c.outInline[:])
+		return
+	}
+	clear(out[:cap(out)])
+	if len(l.outPool) < 256 {
+		l.outPool = append(l.outPool, out[:0])
+	}
+}
+
+// coalesceMax: frames of one connection totalling up to this are copied
+// into one buffer and written with write(2); larger batches use writev.
+const coalesceMax = 64 << 10
+
+// iovMax is IOV_MAX: writev takes at most that many buffers (gnet passes
+// more through and the kernel answers EINVAL).
+const iovMax = 1024
+
+// writeFrames writes c's queued frames: one frame as is; several small ones
+// joined into one buffer and written with one write (cheaper than writev,
+// whose iovec list x/sys/unix allocates per call); big batches with writev
+// in chunks of at most IOV_MAX buffers.
+func (l *Loop) writeFrames(c *Conn) {
+	out := c.out
+	if len(out) == 1 {
+		_, _ = c.gc.Write(out[0])
+		return
+	}
+	total := 0
+	for _, f := range out {
+		total += len(f)
+	}
+	if total <= coalesceMax {
+		b := l.coalesce[:0]
+		for _, f := range out {
+			b = append(b, f...)
+		}
+		l.coalesce = b
+		_, _ = c.gc.Write(b)
+		return
+	}
+	for rest := out; len(rest) > 0 && (c.state == stateOpen || c.state == stateClosing); {
+		chunk := rest[:min(len(rest), iovMax)]
+		rest = rest[len(chunk):]
+		if len(chunk) == 1 {
+			_, _ = c.gc.Write(chunk[0])
+		} else {
+			_, _ = c.gc.Writev(chunk)
+		}
+	}
 }

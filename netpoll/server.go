@@ -267,8 +267,8 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if wasOpen {
 		s.handler.OnClose(c, err)
 	}
-	clear(c.out)
-	c.out, c.msg, c.window = nil, nil, nil
+	c.loop.returnOut(c)
+	c.msg, c.window = nil, nil
 	return gnet.None
 }
 
