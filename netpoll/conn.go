@@ -46,8 +46,8 @@ type Conn struct {
 	// holds no outbound slice and a busy one allocates none.
 	out       [][]byte
 	outInline [2][]byte
-	dirty  bool
-	shutWr bool
+	dirty     bool
+	shutWr    bool
 
 	lastActive    int64 // loop clock (unix ns) when the peer last sent anything
 	opened        int64
