@@ -57,3 +57,14 @@ func TestFanoutWithSlowConsumers(t *testing.T) {
 		t.Fatalf("sent %d, received %d of %d (want 95 readers each getting everything)", res.Sent, res.Received, res.Expected)
 	}
 }
+
+func TestIdleAgainstTheEngine(t *testing.T) {
+	addr := startEngine(t)
+	res, err := Idle(context.Background(), IdleOptions{Addr: addr, Conns: 300, Rooms: 7, Hold: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Conns != 300 || res.Failed != 0 {
+		t.Fatalf("%s", res)
+	}
+}

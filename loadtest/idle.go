@@ -1,14 +1,11 @@
 package loadtest
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // IdleOptions configures the idle scenario: N connections opened, each
@@ -39,41 +36,6 @@ func (r IdleResult) String() string {
 		r.Conns, r.Failed, r.ConnectSeconds, r.RSSBeforeKiB, r.RSSAfterKiB, r.PerConnKiB)
 }
 
-const handshake = "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-
-// maskedText builds a masked client text frame (mask key zero: the XOR is
-// the identity, which RFC 6455 allows).
-func maskedText(p []byte) []byte {
-	out := []byte{0x81}
-	if len(p) < 126 {
-		out = append(out, 0x80|byte(len(p)))
-	} else {
-		out = append(out, 0x80|126, byte(len(p)>>8), byte(len(p)))
-	}
-	return append(append(out, 0, 0, 0, 0), p...)
-}
-
-// readFrame reads one server frame's payload.
-func readFrame(br *bufio.Reader) ([]byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return nil, err
-	}
-	n := int(h[1] & 0x7F)
-	if n == 126 {
-		var l [2]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return nil, err
-		}
-		n = int(l[0])<<8 | int(l[1])
-	} else if n == 127 {
-		return nil, errors.New("loadtest: unexpected huge frame")
-	}
-	p := make([]byte, n)
-	_, err := io.ReadFull(br, p)
-	return p, err
-}
-
 // Idle runs the idle scenario.
 func Idle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 	if o.Path == "" {
@@ -98,67 +60,45 @@ func Idle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 		time.Sleep(500 * time.Millisecond)
 		res.RSSBeforeKiB, _ = ProcessRSSKiB(o.PID)
 	}
-	conns := make([]net.Conn, 0, o.Conns)
+	fds := make([]int, 0, o.Conns)
 	defer func() {
-		for _, c := range conns {
-			c.Close()
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
 	}()
+	if len(o.Sources) == 0 {
+		o.Sources = []string{""}
+	}
 	start := time.Now()
-	req := []byte(fmt.Sprintf(handshake, o.Path, o.Addr))
-	const parallel = 64
 	type result struct {
-		c   net.Conn
+		fd  int
 		err error
 	}
-	results := make(chan result, parallel)
-	next := 0
-	inflight := 0
-	dialOne := func(i int) {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		if len(o.Sources) > 0 {
-			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.Sources[i%len(o.Sources)])}
-		}
-		c, err := d.DialContext(ctx, "tcp", o.Addr)
-		if err != nil {
-			results <- result{nil, err}
-			return
-		}
-		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-		br := bufio.NewReaderSize(c, 512)
-		if _, err = c.Write(req); err == nil {
-			for {
-				var line []byte
-				if line, err = br.ReadSlice('\n'); err != nil || len(bytes.TrimSpace(line)) == 0 {
-					break
+	results := make(chan result, o.Conns) // never blocks a dialer, even after a cancel
+	sem := make(chan struct{}, 64)
+	go func() {
+		for i := 0; i < o.Conns && ctx.Err() == nil; i++ {
+			sem <- struct{}{}
+			go func(i int) {
+				defer func() { <-sem }()
+				c, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: o.Sources[i%len(o.Sources)],
+					room: fmt.Sprintf("idle.%d", i%o.Rooms), since: -1, timeout: 15 * time.Second})
+				if err != nil {
+					results <- result{-1, err}
+					return
 				}
-			}
+				results <- result{c.fd, nil}
+			}(i)
 		}
-		if err == nil {
-			_, err = readFrame(br) // welcome
-		}
-		if err == nil {
-			_, err = c.Write(maskedText([]byte(fmt.Sprintf(`{"type":"join","room":"idle.%d"}`, i%o.Rooms))))
-		}
-		if err == nil {
-			_, err = readFrame(br) // joined
-		}
-		_ = c.SetDeadline(time.Time{})
-		if err != nil {
-			c.Close()
-			c = nil
-		}
-		results <- result{c, err}
-	}
+	}()
 	var firstErr error
-	for next < o.Conns || inflight > 0 {
-		for inflight < parallel && next < o.Conns {
-			go dialOne(next)
-			next++
-			inflight++
+	for i := 0; i < o.Conns; i++ {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			return res, ctx.Err()
 		}
-		r := <-results
-		inflight--
 		if r.err != nil {
 			res.Failed++
 			if firstErr == nil {
@@ -166,9 +106,9 @@ func Idle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 			}
 			continue
 		}
-		conns = append(conns, r.c)
+		fds = append(fds, r.fd)
 	}
-	res.Conns = len(conns)
+	res.Conns = len(fds)
 	res.ConnectSeconds = time.Since(start).Seconds()
 	select {
 	case <-time.After(o.Hold):
