@@ -31,7 +31,11 @@ SHELL       := bash
 build:
 	$(GO) build -trimpath -pgo=$(PGO) -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streamd
 
-run: build
+# `make run` builds without PGO: a PGO build recompiles the standard library
+# with the profile (minutes on 2 cores the first time); `make build` is the
+# release build.
+run:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streamd
 	@echo "streamd: connect to ws://127.0.0.1:8080/ws — admin (health, metrics, pprof) at http://127.0.0.1:9090"
 	@echo "         (the defaults; flags in ARGS or a config may change them: the 'listening' log line has the bound addresses)"
 	./$(BIN) serve $(ARGS)
