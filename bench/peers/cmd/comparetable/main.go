@@ -209,6 +209,9 @@ func ratio(a, b float64) string {
 	if b == 0 {
 		return "—"
 	}
+	if r := a / b; r < 0.1 && r > 0 {
+		return fmt.Sprintf("%.2g×", r) // 0.0025×: two significant digits, not 0.00×
+	}
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
