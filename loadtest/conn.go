@@ -38,16 +38,24 @@ type lconn struct {
 	peer    *net.TCPConn
 }
 
-// buildPublish makes a masked client text frame publishing a payload of
-// about size bytes to room, with room for the timestamp.
+// buildPublish makes a masked client frame publishing about size bytes of
+// timestamped data to room; tOff is where the timestamp digits go.
 func buildPublish(room string, size int) (frame []byte, tOff int) {
-	prefix := `{"type":"publish","room":` + strconv.Quote(room) + `,"data":{"t":"`
+	return buildTimed(`{"type":"publish","room":`+strconv.Quote(room)+`,"data":`, size)
+}
+
+// buildEvent makes a masked client frame sending the same data as an
+// `event` to stream; a pipeline that passes data on answers with a `result`
+// carrying it.
+func buildEvent(stream string, size int) (frame []byte, tOff int) {
+	return buildTimed(`{"type":"event","stream":`+strconv.Quote(stream)+`,"data":`, size)
+}
+
+// buildTimed makes the frame head + {"t":"<digits>","p":"<pad>"}}.
+func buildTimed(head string, size int) (frame []byte, tOff int) {
 	mid := `","p":"`
-	pad := size - (len(`{"t":"`) + tsDigits + len(mid) + len(`"}`))
-	if pad < 0 {
-		pad = 0
-	}
-	payload := []byte(prefix)
+	pad := max(size-(len(`{"t":"`)+tsDigits+len(mid)+len(`"}`)), 0)
+	payload := append([]byte(head), `{"t":"`...)
 	tOffPayload := len(payload)
 	payload = append(payload, bytes.Repeat([]byte("0"), tsDigits)...)
 	payload = append(payload, mid...)
@@ -96,8 +104,10 @@ func parseTS(b []byte) (int64, bool) {
 }
 
 var (
-	msgPrefix = []byte(`{"type":"message"`)
-	tsMarker  = []byte(`"t":"`)
+	msgPrefix    = []byte(`{"type":"message"`)
+	resultPrefix = []byte(`{"type":"result"`)
+	errorPrefix  = []byte(`{"type":"error"`)
+	tsMarker     = []byte(`"t":"`)
 )
 
 // dialOptions say how to open and prepare one connection.

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +67,20 @@ func TestIdleAgainstTheEngine(t *testing.T) {
 	}
 	if res.Conns != 300 || res.Failed != 0 {
 		t.Fatalf("%s", res)
+	}
+}
+
+// TestPipelineWithoutPipelinesReportsErrors: until a pipeline reads the
+// stream, the engine answers every event with an error; the generator
+// reports it instead of silently counting losses.
+func TestPipelineWithoutPipelinesReportsErrors(t *testing.T) {
+	addr := startEngine(t)
+	res, err := Run(context.Background(), Options{Scenario: "pipeline", Addr: addr, Conns: 10, Rate: 100,
+		Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond, Drain: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ErrorAnswers == 0 || !strings.Contains(res.FirstError, "unknown_stream") || res.Received != 0 {
+		t.Fatalf("errors %d (%q), received %d", res.ErrorAnswers, res.FirstError, res.Received)
 	}
 }

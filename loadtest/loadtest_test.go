@@ -150,3 +150,15 @@ func TestRefusesNonLoopback(t *testing.T) {
 		t.Fatal("a non-loopback address was accepted")
 	}
 }
+
+func TestEventFrameCarriesTheTimestamp(t *testing.T) {
+	frame, off := buildEvent("s", 64)
+	putTS(frame[off:], 42)
+	var m struct {
+		Type, Stream string
+		Data         struct{ T string }
+	}
+	if err := json.Unmarshal(frame[6:], &m); err != nil || m.Type != "event" || m.Stream != "s" || m.Data.T != "0000000000000000042" {
+		t.Fatalf("event frame %q: %+v %v", frame[6:], m, err)
+	}
+}

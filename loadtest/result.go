@@ -45,6 +45,8 @@ type Result struct {
 	GenLimited      bool    `json:"gen_limited"`
 	GenLimitedWhy   string  `json:"gen_limited_why,omitempty"`
 	ConnectFailures int     `json:"connect_failures,omitempty"`
+	ErrorAnswers    int64   `json:"error_answers,omitempty"` // `error` frames the server sent
+	FirstError      string  `json:"first_error,omitempty"`
 
 	// storm scenario
 	Reconnected       int     `json:"reconnected,omitempty"`
@@ -92,6 +94,9 @@ func (r *Result) Summary() string {
 		fmt.Fprintf(&b, "  server: %.2f CPU s, peak RSS %d KiB\n", r.ServerCPUs, r.ServerPeakRSS)
 	}
 	fmt.Fprintf(&b, "  generator: %.2f cores, %d sends more than 1 ms late", r.GenCPUCores, r.LateSends)
+	if r.ErrorAnswers > 0 {
+		fmt.Fprintf(&b, "\n  the server answered %d times with an error, first: %s", r.ErrorAnswers, r.FirstError)
+	}
 	if r.GenLimited {
 		fmt.Fprintf(&b, "\n  WARNING: the generator was the limit (%s): these figures are not the server's", r.GenLimitedWhy)
 	}

@@ -23,6 +23,7 @@ type Options struct {
 	Subscribers int     // fanout: members of the one room; default 10,000
 	Publishers  int     // fanout: connections that publish (not members); default 1
 	Slow        int     // fanout: subscribers that never read (slow consumers)
+	Stream      string  // pipeline: the stream events feed; default "load"
 	Rooms       int     // storm: rooms (one publisher each); default 100
 	DropShare   float64 // storm: share of subscribers dropped mid-run; default 0.3
 
@@ -58,9 +59,12 @@ func (o *Options) defaults() error {
 		o.Label = "streamd"
 	}
 	switch o.Scenario {
-	case "echo":
+	case "echo", "pipeline":
 		if o.Conns == 0 {
 			o.Conns = 1000
+		}
+		if o.Scenario == "pipeline" && o.Stream == "" {
+			o.Stream = "load"
 		}
 		if o.Rate == 0 {
 			o.Rate = 10_000
@@ -98,7 +102,7 @@ func (o *Options) defaults() error {
 		o.Publishers = o.Rooms
 		o.Conns = o.Subscribers + o.Rooms
 	default:
-		return fmt.Errorf("loadtest: unknown scenario %q (echo, fanout, storm)", o.Scenario)
+		return fmt.Errorf("loadtest: unknown scenario %q (echo, pipeline, fanout, storm)", o.Scenario)
 	}
 	if o.Rate <= 0 || o.Rate > 5e6 {
 		return fmt.Errorf("loadtest: --rate %v: want 0 < rate ≤ 5,000,000", o.Rate)
@@ -189,6 +193,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			room := "load.echo." + strconv.Itoa(i)
 			jobs = append(jobs, job{i: i, room: room, target: room, pub: true, sub: true})
 		}
+	case "pipeline":
+		for i := 0; i < o.Conns; i++ {
+			jobs = append(jobs, job{i: i, pub: true, sub: true})
+		}
 	case "fanout":
 		for i := 0; i < o.Subscribers; i++ {
 			jobs = append(jobs, job{i: i, room: "load.fanout", sub: true})
@@ -228,7 +236,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				return
 			}
-			if j.pub {
+			switch {
+			case o.Scenario == "pipeline":
+				c.frame, c.tOff = buildEvent(o.Stream, o.Size)
+			case j.pub:
 				c.frame, c.tOff = buildPublish(j.target, o.Size)
 				c.room = j.target
 			}
@@ -374,6 +385,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		stormVerdict(o, workers, res)
 	}
 	res.ThroughputPerS = float64(res.Received) / o.Duration.Seconds()
+	for _, w := range workers {
+		res.ErrorAnswers += w.errorAnswers.Load()
+		if e := w.firstError.Load(); e != nil && res.FirstError == "" {
+			res.FirstError = *e
+		}
+	}
 	res.fill(h)
 	if o.PID > 0 {
 		res.ServerPeakRSS, _ = ProcessPeakRSSKiB(o.PID)

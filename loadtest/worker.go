@@ -41,12 +41,14 @@ type worker struct {
 	touched []*lconn
 
 	// storm scenario: sequence tracking, drops and reconnects.
-	trackSeq    bool
-	incoming    chan *lconn  // reconnected connections to adopt
-	dropShare   atomic.Int64 // per mille of subscribers to drop now (0: none)
-	dropped     chan *lconn  // connections this worker dropped, to reconnect
-	gaps, dups  atomic.Int64
-	unrecovered atomic.Int64
+	trackSeq     bool
+	incoming     chan *lconn  // reconnected connections to adopt
+	dropShare    atomic.Int64 // per mille of subscribers to drop now (0: none)
+	dropped      chan *lconn  // connections this worker dropped, to reconnect
+	gaps, dups   atomic.Int64
+	errorAnswers atomic.Int64
+	firstError   atomic.Pointer[string]
+	unrecovered  atomic.Int64
 
 	// Counters, read by the reporter while the worker runs.
 	sent, sentMeasured, recv, recvMeasured, late atomic.Int64
@@ -272,8 +274,15 @@ func (w *worker) frames(c *lconn, b []byte, t int64) []byte {
 
 // message records the latency of one `message` frame.
 func (w *worker) message(c *lconn, p []byte, t int64) {
-	if !bytes.HasPrefix(p, msgPrefix) {
-		if w.trackSeq && bytes.Contains(p, recoveredFalse) {
+	if !bytes.HasPrefix(p, msgPrefix) && !bytes.HasPrefix(p, resultPrefix) {
+		switch {
+		case bytes.HasPrefix(p, errorPrefix):
+			w.errorAnswers.Add(1)
+			if w.firstError.Load() == nil {
+				msg := string(p)
+				w.firstError.Store(&msg)
+			}
+		case w.trackSeq && bytes.Contains(p, recoveredFalse):
 			w.unrecovered.Add(1)
 		}
 		return

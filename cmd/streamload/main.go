@@ -1,6 +1,7 @@
 // Command streamload is streamd's open-loop load generator.
 //
 //	streamload echo   [--conns 1000] [--rate 10000] [flags]   every connection in its own room, publishing and receiving its own messages
+//	streamload pipeline [--conns 1000] [--stream load] [--rate 10000] [flags]   `event` messages through a pipeline, `result` back to the sender (needs a pipeline reading the stream)
 //	streamload fanout [--subs 10000] [--pubs 1] [--rate 10] [--slow 0] [flags]   one room of subscribers, publishers outside it
 //	streamload storm  [--subs 1000] [--rooms 100] [--rate 1000] [--drop 0.3] [flags]   drop a share of subscribers mid-run; they re-join with since; count what was lost
 //	streamload ramp   [--of echo|fanout] [--start 10000] [--factor 1.25] [--p99 10ms] [flags]   the highest rate whose p99 stays under the bound
@@ -41,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch os.Args[1] {
-	case "echo", "fanout", "storm":
+	case "echo", "pipeline", "fanout", "storm":
 		os.Exit(runScenario(ctx, os.Args[1], os.Args[2:]))
 	case "ramp":
 		os.Exit(runRamp(ctx, os.Args[2:]))
@@ -64,6 +65,7 @@ func scenarioFlags(fs *flag.FlagSet, o *loadtest.Options, sources *string) {
 	fs.IntVar(&o.Subscribers, "subs", 0, "fanout: subscribers of the one room (default 10000)")
 	fs.IntVar(&o.Publishers, "pubs", 0, "fanout: publishing connections (default 1)")
 	fs.IntVar(&o.Slow, "slow", 0, "fanout: subscribers that never read")
+	fs.StringVar(&o.Stream, "stream", "", "pipeline: stream the events feed (default load)")
 	fs.IntVar(&o.Rooms, "rooms", 0, "storm: rooms, one publisher each (default 100)")
 	fs.Float64Var(&o.DropShare, "drop", 0, "storm: share of subscribers dropped at once a third into the window (default 0.3)")
 	fs.Float64Var(&o.Rate, "rate", 0, "total publishes per second (default 10000 echo, 10 fanout)")
