@@ -88,8 +88,8 @@ func TestLatencyMatchesAKnownDelay(t *testing.T) {
 		min := float64(res.Histogram().Min()) / 1000
 		// Generous upper bounds: the race detector and a shared 2-core
 		// machine add scheduling noise; the lower bound is exact.
-		if min < 20 || res.P50ms < 20 || res.P50ms > 25 || res.P99ms > 60 {
-			t.Fatalf("burst %d: min %.2f p50 %.2f p99 %.2f ms, want ≥ 20, p50 in [20, 25], p99 ≤ 60", burst, min, res.P50ms, res.P99ms)
+		if min < 20 || res.P50ms < 20 || res.P50ms > 30 || res.P99ms > 80 {
+			t.Fatalf("burst %d: min %.2f p50 %.2f p99 %.2f ms, want ≥ 20, p50 in [20, 30], p99 ≤ 80", burst, min, res.P50ms, res.P99ms)
 		}
 	}
 }
