@@ -121,16 +121,6 @@ func (c *rawClient) expectClose() uint16 {
 	return 0
 }
 
-func (c *rawClient) expectError() map[string]any {
-	c.t.Helper()
-	op, p := c.readFrame()
-	var m map[string]any
-	if op != netpoll.OpText || json.Unmarshal(p, &m) != nil || m["type"] != "error" {
-		c.t.Fatalf("want an error envelope, got op %d %q", op, p)
-	}
-	return m
-}
-
 func TestBadInput(t *testing.T) {
 	e := startEngine(t, func(c *Config) { c.MaxMessageSize = 4096; c.MaxRoomName = 16; c.WriteBufferLimit = 64 << 10 })
 	// Bystanders: in the room the whole time; each must get every message.

@@ -192,7 +192,7 @@ func (e *Engine) Subscribe(roomName string, fn func(m *Message)) (cancel func(),
 	if err != nil {
 		return nil, err
 	}
-	sub := &subscription{fn: fn, room: r}
+	sub := &subscription{fn: fn}
 	r.shard.mu.Lock()
 	r.subs = append(r.subs, sub)
 	r.shard.mu.Unlock()

@@ -26,8 +26,7 @@ type room struct {
 
 // subscription is an embedding-API subscriber (Engine.Subscribe).
 type subscription struct {
-	fn   func(*Message)
-	room *room
+	fn func(*Message)
 }
 
 // cmdKind is what a loop asks of a shard.

@@ -35,7 +35,6 @@ type lconn struct {
 	room    string // the room it joined
 	lastSeq int64  // storm: last seq seen in its room
 	sent    int64  // messages this connection published
-	peer    *net.TCPConn
 }
 
 // buildPublish makes a masked client frame publishing about size bytes of

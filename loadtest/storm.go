@@ -66,7 +66,7 @@ func stormVerdict(o Options, workers []*worker, res *Result) {
 	sent := map[string]int64{} // room → messages published to it (= its last seq)
 	for _, w := range workers {
 		for _, c := range w.senders {
-			sent[c.room] += w.sentPerConn(c)
+			sent[c.room] += c.sent
 		}
 	}
 	var missing, gaps, dups, unrec int64

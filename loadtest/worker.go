@@ -379,6 +379,3 @@ func (w *worker) storm() {
 		}
 	}
 }
-
-// sentPerConn is how many messages c published (read after the run).
-func (w *worker) sentPerConn(c *lconn) int64 { return c.sent }

@@ -52,11 +52,6 @@ func (a *arena) commit(b []byte) []byte {
 	return b
 }
 
-// alloc copies p into the arena.
-func (a *arena) alloc(p []byte) []byte {
-	return a.commit(append(a.reserve(len(p)), p...))
-}
-
 // reset makes every slice handed out since the last reset invalid.
 func (a *arena) reset() {
 	a.off = 0

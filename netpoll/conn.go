@@ -79,7 +79,8 @@ func (c *Conn) Open() bool { return c.state == stateOpen }
 
 // Write queues a complete, already-encoded frame. frame must stay unchanged
 // until the loop's next flush (the end of the current callback batch); use
-// memory from Loop.Reserve or memory that lives longer.
+// a frame from Loop.BeginFrame/EndFrame or Loop.AppendMessageFrame, or
+// memory that lives longer.
 func (c *Conn) Write(frame []byte) {
 	if c.state != stateOpen {
 		return

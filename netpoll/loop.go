@@ -76,13 +76,6 @@ func (l *Loop) Wake() {
 	}
 }
 
-// Reserve returns an empty slice with room for at least n bytes that stays
-// valid until the loop's next flush. Append to it, then call Commit.
-func (l *Loop) Reserve(n int) []byte { return l.arena.reserve(n) }
-
-// Commit marks b (grown from Reserve) as used and returns it.
-func (l *Loop) Commit(b []byte) []byte { return l.arena.commit(b) }
-
 // AppendMessageFrame builds a frame for one whole message in the arena,
 // compressed when deflate is set and the payload reaches the compression
 // threshold. The frame is valid until the loop's next flush.
@@ -92,12 +85,12 @@ func (l *Loop) AppendMessageFrame(op byte, payload []byte, deflate bool) []byte 
 			l.comp = newCompressor(l.srv.opts.CompressionLevel)
 		}
 		body := l.comp.compress(payload)
-		frame := AppendFrameHeader(l.Reserve(MaxHeaderSize+len(body)), true, true, op, len(body))
+		frame := AppendFrameHeader(l.arena.reserve(MaxHeaderSize+len(body)), true, true, op, len(body))
 		frame = append(frame, body...)
-		return l.Commit(frame)
+		return l.arena.commit(frame)
 	}
-	frame := AppendFrameHeader(l.Reserve(MaxHeaderSize+len(payload)), true, false, op, len(payload))
-	return l.Commit(append(frame, payload...))
+	frame := AppendFrameHeader(l.arena.reserve(MaxHeaderSize+len(payload)), true, false, op, len(payload))
+	return l.arena.commit(append(frame, payload...))
 }
 
 // flush writes every connection queued during this batch (one write or
