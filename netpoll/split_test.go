@@ -85,15 +85,7 @@ func feed(t testing.TB, input []byte, cuts []int, opts Options) (*recorder, *fak
 		if c.state == stateClosed || f.closed {
 			return
 		}
-		action := gnet.None
-		if c.state == stateHandshake {
-			action = c.handshake()
-		}
-		if action == gnet.None && c.state != stateHandshake {
-			action = c.readFrames()
-		}
-		l.flush()
-		if action == gnet.Close {
+		if s.OnTraffic(f) == gnet.Close { // the server's own read path
 			f.closed = true
 		}
 	}
