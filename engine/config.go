@@ -208,30 +208,20 @@ func (c *Config) Validate() error {
 	}
 	// The transport's own limits, named by their config keys.
 	o := c.netpollOptions()
-	if o.MaxMessageSize < 125 {
-		errs = append(errs, fmt.Errorf("engine: max_message_size = %d: want at least 125 bytes", c.MaxMessageSize))
-	}
-	if o.IdleTimeout <= o.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("engine: idle_timeout (%v) must exceed heartbeat_interval (%v)", o.IdleTimeout, o.HeartbeatInterval))
-	}
-	if o.WriteBufferLimit < 4096 {
-		errs = append(errs, fmt.Errorf("engine: write_buffer_limit = %d: want at least 4096 bytes", o.WriteBufferLimit))
-	}
-	if o.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("engine: max_connections = %d: want at least 1", o.MaxConnections))
-	}
-	if len(c.Path) == 0 || c.Path[0] != '/' {
-		errs = append(errs, fmt.Errorf("engine: path %q must start with /", c.Path))
+	if err := o.ValidateAs("engine", netpollKeys); err != nil {
+		errs = append(errs, err)
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("engine: listen %q: %v (want HOST:PORT)", c.Listen, err))
 	}
-	if len(errs) == 0 {
-		if err := o.Validate(); err != nil { // anything the keys above missed
-			errs = append(errs, err)
-		}
-	}
 	return errors.Join(errs...)
+}
+
+// netpollKeys names netpoll's options by the config keys that set them.
+var netpollKeys = map[string]string{
+	"Loops": "loops", "MaxMessageSize": "max_message_size", "MaxConnections": "max_connections",
+	"IdleTimeout": "idle_timeout", "HeartbeatInterval": "heartbeat_interval",
+	"WriteBufferLimit": "write_buffer_limit", "Path": "path",
 }
 
 func (c *Config) netpollOptions() netpoll.Options {

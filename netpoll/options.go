@@ -108,32 +108,47 @@ func (o *Options) EnsureDefaults() {
 	}
 }
 
-// Validate reports the first setting that cannot work, naming it.
-func (o *Options) Validate() error {
+// Validate reports every setting that cannot work, naming each.
+func (o *Options) Validate() error { return o.ValidateAs("netpoll", nil) }
+
+// ValidateAs is Validate for a caller that exposes these options under its
+// own setting names: errors start with prefix and name each option by
+// names[field] (the Options field name when absent), so a user reads the
+// name they set.
+func (o *Options) ValidateAs(prefix string, names map[string]string) error {
+	name := func(field string) string {
+		if n, ok := names[field]; ok {
+			return n
+		}
+		return field
+	}
 	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf(prefix+": "+format, args...))
+	}
 	if o.Loops < 1 {
-		errs = append(errs, fmt.Errorf("netpoll: Loops = %d: need at least 1", o.Loops))
+		bad("%s = %d: need at least 1", name("Loops"), o.Loops)
 	}
 	if o.MaxMessageSize < 125 {
-		errs = append(errs, fmt.Errorf("netpoll: MaxMessageSize = %d: need at least 125 bytes", o.MaxMessageSize))
+		bad("%s = %d: need at least 125 bytes", name("MaxMessageSize"), o.MaxMessageSize)
 	}
 	if o.MaxHeaderBytes < 256 {
-		errs = append(errs, fmt.Errorf("netpoll: MaxHeaderBytes = %d: need at least 256", o.MaxHeaderBytes))
+		bad("%s = %d: need at least 256", name("MaxHeaderBytes"), o.MaxHeaderBytes)
 	}
 	if o.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("netpoll: MaxConnections = %d: need at least 1", o.MaxConnections))
+		bad("%s = %d: need at least 1", name("MaxConnections"), o.MaxConnections)
 	}
 	if o.IdleTimeout <= o.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("netpoll: IdleTimeout (%v) must exceed HeartbeatInterval (%v)", o.IdleTimeout, o.HeartbeatInterval))
+		bad("%s (%v) must exceed %s (%v)", name("IdleTimeout"), o.IdleTimeout, name("HeartbeatInterval"), o.HeartbeatInterval)
 	}
 	if o.WriteBufferLimit < 4096 {
-		errs = append(errs, fmt.Errorf("netpoll: WriteBufferLimit = %d: need at least 4096 bytes", o.WriteBufferLimit))
+		bad("%s = %d: need at least 4096 bytes", name("WriteBufferLimit"), o.WriteBufferLimit)
 	}
 	if o.CompressionLevel < 1 || o.CompressionLevel > 9 {
-		errs = append(errs, fmt.Errorf("netpoll: CompressionLevel = %d: want 1..9", o.CompressionLevel))
+		bad("%s = %d: want 1..9", name("CompressionLevel"), o.CompressionLevel)
 	}
 	if len(o.Path) == 0 || o.Path[0] != '/' {
-		errs = append(errs, fmt.Errorf("netpoll: Path %q must start with /", o.Path))
+		bad("%s %q must start with /", name("Path"), o.Path)
 	}
 	return errors.Join(errs...)
 }
