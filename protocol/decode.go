@@ -132,11 +132,7 @@ func (d *Decoder) jsonField(b []byte, i int, f field, e *Envelope, fe *fieldErro
 		if err != nil {
 			return 0, err
 		}
-		if f == fieldID {
-			e.ID = b[i:end:end]
-		} else {
-			e.Data = b[i:end:end]
-		}
+		e.setRaw(f, b[i:end:end])
 		return end, nil
 	case fieldSince, fieldSeq, fieldPSeq:
 		if !isDigit(b[i]) { // negative numbers and other kinds
@@ -237,11 +233,7 @@ func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Erro
 		if err != nil {
 			return 0, err
 		}
-		if f == fieldID {
-			e.ID = b[i:end:end]
-		} else {
-			e.Data = b[i:end:end]
-		}
+		e.setRaw(f, b[i:end:end])
 		return end, nil
 	case fieldSince, fieldSeq, fieldPSeq:
 		v, end, ok, err := mpUint(b, i)
@@ -255,4 +247,13 @@ func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Erro
 		fe.bad(notUintErr(f))
 	}
 	return mpSkip(b, i, 1)
+}
+
+// setRaw keeps the raw encoded value of the id or data field.
+func (e *Envelope) setRaw(f field, raw []byte) {
+	if f == fieldID {
+		e.ID = raw
+	} else {
+		e.Data = raw
+	}
 }
