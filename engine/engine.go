@@ -32,7 +32,6 @@ type Engine struct {
 	seed      maphash.Seed
 
 	nextSession atomic.Uint64
-	metrics     counters
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
@@ -298,12 +297,23 @@ func (w *worker) pending() bool {
 	return false
 }
 
-// counters are the engine's own totals (connection counts live in netpoll).
+// counters are the engine's own totals (connection counts live in
+// netpoll). Each loop and each shard keeps its own, written only by its
+// owner (so no cache line bounces between cores per message) and summed by
+// Stats; the padding keeps neighbours' counters off the line.
 type counters struct {
 	received  atomic.Uint64
 	published atomic.Uint64
 	delivered atomic.Uint64
 	errors    atomic.Uint64
+	_         [128 - 32]byte
+}
+
+func (c *counters) addTo(s *Stats) {
+	s.Received += c.received.Load()
+	s.Published += c.published.Load()
+	s.Delivered += c.delivered.Load()
+	s.Errors += c.errors.Load()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -325,12 +335,19 @@ type Stats struct {
 // Stats returns a snapshot of the counters. Safe from any goroutine.
 func (e *Engine) Stats() Stats {
 	ns := e.srv.Stats()
-	return Stats{
+	st := Stats{
 		Connections: ns.Open.Load(), Accepted: ns.Accepted.Load(), Rejected: ns.Rejected.Load(),
-		Rooms:    e.roomCount.Load(),
-		Received: e.metrics.received.Load(), Published: e.metrics.published.Load(),
-		Delivered: e.metrics.delivered.Load(), Errors: e.metrics.errors.Load(),
+		Rooms:          e.roomCount.Load(),
 		ProtocolErrors: ns.ProtocolErrors.Load(), SlowConsumerDrops: ns.SlowConsumerDrops.Load(),
 		IdleTimeouts: ns.IdleTimeouts.Load(), HandshakeFailures: ns.HandshakeFailures.Load() + ns.HandshakeTimeouts.Load(),
 	}
+	for i := range e.loops {
+		if ls := e.loops[i].Load(); ls != nil {
+			ls.counters.addTo(&st)
+		}
+	}
+	for _, sh := range e.shards {
+		sh.counters.addTo(&st)
+	}
+	return st
 }

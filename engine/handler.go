@@ -91,7 +91,7 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 		return
 	}
 	ls := s.ls
-	e.metrics.received.Add(1)
+	ls.counters.received.Add(1)
 	env := &ls.env
 	var err error
 	if op == netpoll.OpText {
@@ -231,7 +231,7 @@ func (ls *loopState) replyError(s *session, id []byte, err error) {
 	if !errors.As(err, &pe) {
 		pe = &protocol.Error{Code: "internal", Message: err.Error()}
 	}
-	ls.e.metrics.errors.Add(1)
+	ls.counters.errors.Add(1)
 	b := ls.np.BeginFrame(64 + len(id) + len(pe.Code) + len(pe.Message))
 	if s.enc == encJSON {
 		b = protocol.AppendErrorJSON(b, id, pe.Code, pe.Message)

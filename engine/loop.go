@@ -23,6 +23,8 @@ type loopState struct {
 	conv    []byte                // transcoding scratch for data
 	idConv  []byte                // transcoding scratch for ids
 	writes  int                   // frames queued since the wake began
+
+	counters counters // this loop's totals (received, delivered, errors)
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -269,7 +271,7 @@ func (ls *loopState) deliver(r *room, m *Message) {
 		s.conn.Write(f)
 	}
 	ls.writes += len(v.members)
-	ls.e.metrics.delivered.Add(uint64(len(v.members)))
+	ls.counters.delivered.Add(uint64(len(v.members)))
 }
 
 // messageFrame encodes m as a `message` frame for s's encoding.

@@ -103,6 +103,8 @@ type shard struct {
 	wake   []bool // loops to wake at the end of the current batch
 
 	worker *worker // ModeRings only
+
+	counters counters // this shard's totals (published)
 }
 
 // exec is who is running shard code now: the loop itself (inline calls may
@@ -200,6 +202,6 @@ func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
 			sh.emit(x, li, out{kind: outDeliver, room: r, msg: m})
 		}
 	}
-	sh.e.metrics.published.Add(1)
+	sh.counters.published.Add(1)
 	m.release()
 }
