@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"streamd/engine"
+	"streamd/engine/enginetest"
 )
 
 // testTimeout bounds each end-to-end test as a whole.
@@ -28,21 +29,8 @@ func modes(t *testing.T, f func(t *testing.T, mode string)) {
 // returns its WebSocket URL.
 func startEngine(t *testing.T, mode string) (*engine.Engine, string) {
 	t.Helper()
-	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Mode: mode, Loops: 2, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := e.Close(ctx); err != nil {
-			t.Errorf("engine Close: %v", err)
-		}
-	})
-	return e, "ws://" + e.Addr().String() + "/ws"
+	e := enginetest.Start(t, engine.Config{Mode: mode, Loops: 2, Workers: 2})
+	return e, enginetest.URL(e)
 }
 
 // frame is one decoded server frame as the Go client saw it.

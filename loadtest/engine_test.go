@@ -7,23 +7,12 @@ import (
 	"time"
 
 	"streamd/engine"
+	"streamd/engine/enginetest"
 )
 
 func startEngine(t *testing.T) string {
 	t.Helper()
-	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0", WriteBufferLimit: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = e.Close(ctx)
-	})
-	return e.Addr().String()
+	return enginetest.Start(t, engine.Config{WriteBufferLimit: 64 << 10}).Addr().String()
 }
 
 // TestStormAgainstTheEngine: a third of the subscribers drop at once and
