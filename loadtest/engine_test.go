@@ -12,7 +12,12 @@ import (
 
 func startEngine(t *testing.T) string {
 	t.Helper()
-	return enginetest.Start(t, engine.Config{WriteBufferLimit: 64 << 10}).Addr().String()
+	return newEngine(t).Addr().String()
+}
+
+func newEngine(t *testing.T) *engine.Engine {
+	t.Helper()
+	return enginetest.Start(t, engine.Config{WriteBufferLimit: 64 << 10})
 }
 
 // TestStormAgainstTheEngine: a third of the subscribers drop at once and
@@ -36,15 +41,19 @@ func TestStormAgainstTheEngine(t *testing.T) {
 // TestFanoutWithSlowConsumers: subscribers that never read are dropped by
 // the engine; the others get everything.
 func TestFanoutWithSlowConsumers(t *testing.T) {
-	addr := startEngine(t)
+	e := newEngine(t)
+	addr := e.Addr().String()
 	res, err := Run(context.Background(), Options{Scenario: "fanout", Addr: addr, Subscribers: 100, Slow: 5, Publishers: 2,
-		Rate: 200, Size: 2000, Duration: 2 * time.Second, Warmup: 300 * time.Millisecond})
+		Rate: 200, Size: 16000, Duration: 2 * time.Second, Warmup: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Log(res.Summary())
 	if res.Lost != 0 || res.Received != res.Expected || res.Expected != res.Sent*95 {
 		t.Fatalf("sent %d, received %d of %d (want 95 readers each getting everything)", res.Sent, res.Received, res.Expected)
+	}
+	if d := e.Stats().SlowConsumerDrops; d != 5 {
+		t.Fatalf("the engine dropped %d slow consumers, want the 5 that never read", d)
 	}
 }
 
