@@ -227,9 +227,10 @@ const coalesceMax = 64 << 10
 const iovMax = 1024
 
 // writeFrames writes c's queued frames: one frame as is; several small ones
-// joined into one buffer and written with one write (cheaper than writev,
-// whose iovec list x/sys/unix allocates per call); big batches with writev
-// in chunks of at most IOV_MAX buffers.
+// joined into one buffer and written with one write, because x/sys/unix
+// allocates writev's iovec list on every call (30 B/op in EchoLoopback;
+// the time per message measured the same either way); big batches with
+// writev in chunks of at most IOV_MAX buffers.
 func (l *Loop) writeFrames(c *Conn) {
 	out := c.out
 	if len(out) == 1 {
