@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"streamd/netpoll"
+	"streamd/pipeline"
 )
 
 // Execution modes (Config.Mode).
@@ -96,6 +97,12 @@ type Config struct {
 	CompressionThreshold int `yaml:"compression_threshold" json:"compression_threshold"`
 	// Rooms are the per-room policies; the first whose Match fits wins.
 	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
+	// Pipelines are the config pipelines (docs/pipelines.md), started
+	// with the engine and replaced by ReloadPipelines.
+	Pipelines []pipeline.Spec `yaml:"pipelines" json:"-"`
+	// PipelineWorkers is the number of goroutines that run pipelines;
+	// each pipeline runs on one, chosen by its name. Default 1.
+	PipelineWorkers int `yaml:"pipeline_workers" json:"pipeline_workers"`
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
@@ -128,6 +135,9 @@ func (c *Config) EnsureDefaults() {
 		if c.Workers == 0 {
 			c.Workers = runtime.GOMAXPROCS(0)
 		}
+	}
+	if c.PipelineWorkers == 0 {
+		c.PipelineWorkers = 1
 	}
 	if c.RingSize == 0 {
 		c.RingSize = 4096
@@ -205,6 +215,12 @@ func (c *Config) Validate() error {
 		if p.History < -1 || p.History > 1<<20 {
 			errs = append(errs, fmt.Errorf("engine: rooms[%d].history = %d: want -1..1048576", i, p.History))
 		}
+	}
+	if c.PipelineWorkers < 1 || c.PipelineWorkers > 256 {
+		errs = append(errs, fmt.Errorf("engine: pipeline_workers = %d: want 1..256", c.PipelineWorkers))
+	}
+	if err := CheckPipelines(c.Pipelines); err != nil {
+		errs = append(errs, err)
 	}
 	// The transport's own limits, named by their config keys.
 	o := c.netpollOptions()

@@ -33,6 +33,12 @@ type Engine struct {
 
 	nextSession atomic.Uint64
 
+	execs    []*pipeExec                 // pipeline executors, fixed at New
+	streams  atomic.Pointer[streamsMap]  // stream → pipelines reading it
+	pipesMu  sync.Mutex                  // guards pipes
+	pipes    map[string]*pipeRT          // running pipelines by name
+	reloadMu sync.Mutex                  // serialises Start/Reload/Close of pipelines
+
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
 	stop     chan struct{}
@@ -68,6 +74,11 @@ func New(cfg Config) (*Engine, error) {
 		}
 		e.shards = append(e.shards, sh)
 	}
+	for i := 0; i < cfg.PipelineWorkers; i++ {
+		e.execs = append(e.execs, newPipeExec(e, i))
+	}
+	empty := streamsMap{}
+	e.streams.Store(&empty)
 	srv, err := netpoll.NewServer(cfg.netpollOptions(), e)
 	if err != nil {
 		return nil, err
@@ -90,11 +101,27 @@ func (e *Engine) Start() error {
 			go sh.worker.run(e.cfg.Loops + i)
 		}
 	}
-	if err := e.srv.Start(); err != nil {
+	for i, x := range e.execs {
+		e.workerWG.Add(1)
+		go x.run(e.cfg.Loops + len(e.shards) + i)
+	}
+	fail := func(err error) error {
 		close(e.stop)
 		e.workerWG.Wait()
 		e.state.Store(stateClosed)
 		return err
+	}
+	if len(e.cfg.Pipelines) > 0 {
+		e.reloadMu.Lock()
+		err := e.applyPipelines(e.cfg.Pipelines)
+		e.reloadMu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := e.srv.Start(); err != nil {
+		e.stopPipelines()
+		return fail(err)
 	}
 	return nil
 }
@@ -111,11 +138,17 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.closing.Store(true)
 	err := e.srv.Shutdown(ctx)
+	// Pipelines stop after the clients left (no new events) and before
+	// the shards (their held events are flushed into rooms and logs).
+	e.stopPipelines()
 	close(e.stop)
 	for _, sh := range e.shards {
 		if sh.worker != nil {
 			sh.worker.notify()
 		}
+	}
+	for _, x := range e.execs {
+		x.notify()
 	}
 	e.workerWG.Wait()
 	return err
@@ -306,7 +339,9 @@ type counters struct {
 	published atomic.Uint64
 	delivered atomic.Uint64
 	errors    atomic.Uint64
-	_         [128 - 32]byte
+	events    atomic.Uint64 // `event` messages handed to pipelines
+	results   atomic.Uint64 // pipeline results written
+	_         [128 - 48]byte
 }
 
 func (c *counters) addTo(s *Stats) {
@@ -314,6 +349,8 @@ func (c *counters) addTo(s *Stats) {
 	s.Published += c.published.Load()
 	s.Delivered += c.delivered.Load()
 	s.Errors += c.errors.Load()
+	s.Events += c.events.Load()
+	s.Results += c.results.Load()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -326,6 +363,8 @@ type Stats struct {
 	Published         uint64 `json:"published"`
 	Delivered         uint64 `json:"delivered"`
 	Errors            uint64 `json:"errors"`
+	Events            uint64 `json:"events"`  // `event` messages handed to pipelines
+	Results           uint64 `json:"results"` // pipeline results sent to clients
 	ProtocolErrors    int64  `json:"protocol_errors"`
 	SlowConsumerDrops int64  `json:"slow_consumer_drops"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`

@@ -153,7 +153,9 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 			ls.replyError(s, env.ID, &protocol.Error{Code: CodeMissingStream, Message: "event needs a stream"})
 			return
 		}
-		ls.replyError(s, env.ID, &protocol.Error{Code: CodeUnknownStream, Message: "no pipeline reads stream " + string(env.Stream)})
+		if err := ls.event(s, env); err != nil {
+			ls.replyError(s, env.ID, err)
+		}
 	default:
 		ls.replyError(s, env.ID, &protocol.Error{Code: "unknown_type", Message: "unknown message type " + string(env.TypeName)})
 	}

@@ -161,13 +161,24 @@ func (ls *loopState) drainOuts() (more bool) {
 			return true
 		}
 	}
+	for _, x := range ls.e.execs {
+		n := ls.drainRing(x.toLoop[ls.index], budget)
+		budget -= n
+		if budget <= 0 || ls.writes >= drainWritesBudget {
+			return true
+		}
+	}
 	return false
 }
 
 // drainFrom handles up to limit outs from sh's ring to this loop (all of
 // them when limit < 0) and returns how many it handled.
 func (ls *loopState) drainFrom(sh *shard, limit int) int {
-	r := sh.toLoop[ls.index]
+	return ls.drainRing(sh.toLoop[ls.index], limit)
+}
+
+// drainRing handles up to limit outs from r (all when limit < 0).
+func (ls *loopState) drainRing(r *ring.SPSC[out], limit int) int {
 	n := 0
 	for o := r.Peek(); o != nil && n != limit; o = r.Peek() {
 		v := *o
@@ -191,6 +202,11 @@ func (ls *loopState) handleOut(o *out) {
 		o.msg.release()
 	case outJoined:
 		ls.joined(o)
+	case outResult:
+		if s := o.sess; !s.closed {
+			s.write(ls.resultFrame(s, o))
+		}
+		o.msg.release()
 	case outLeft:
 		s := o.sess
 		if !s.closed {
@@ -287,6 +303,25 @@ func (ls *loopState) messageFrame(s *session, m *Message) []byte {
 	} else {
 		b = protocol.AppendMessageMsgpack(b, m.room.nameB, m.seq, data)
 	}
+	return ls.finish(s, b)
+}
+
+// resultFrame encodes a pipeline's result for s.
+func (ls *loopState) resultFrame(s *session, o *out) []byte {
+	m := o.msg
+	data := m.data
+	if s.enc != encJSON {
+		ls.conv = transcode(ls.conv[:0], data, encJSON, s.enc)
+		data = ls.conv
+	}
+	id := ls.idFor(s, m)
+	b := ls.np.BeginFrame(len(data) + len(id) + len(o.stream) + 48)
+	if s.enc == encJSON {
+		b = protocol.AppendResultJSON(b, id, o.stream, data)
+	} else {
+		b = protocol.AppendResultMsgpack(b, id, o.stream, data)
+	}
+	ls.counters.results.Add(1)
 	return ls.finish(s, b)
 }
 

@@ -55,13 +55,32 @@ func (e *Engine) Collector() prometheus.Collector {
 			func(s *Stats) float64 { return float64(s.IdleTimeouts) }),
 		counter("streamd_handshake_failures_total", "HTTP upgrades that failed or timed out.",
 			func(s *Stats) float64 { return float64(s.HandshakeFailures) }),
+		counter("streamd_events_total", "`event` messages handed to pipelines.",
+			func(s *Stats) float64 { return float64(s.Events) }),
+		counter("streamd_results_total", "Pipeline `result`s sent to clients.",
+			func(s *Stats) float64 { return float64(s.Results) }),
 	}}
 }
+
+// Per-node pipeline metrics, labelled pipeline, node and kind.
+var (
+	pipeLabels   = []string{"pipeline", "node", "kind"}
+	mPipeIn      = prometheus.NewDesc("streamd_pipeline_events_in_total", "Events a pipeline node received.", pipeLabels, nil)
+	pipeOut      = prometheus.NewDesc("streamd_pipeline_events_out_total", "Events a pipeline node emitted.", pipeLabels, nil)
+	pipeDropped  = prometheus.NewDesc("streamd_pipeline_events_dropped_total", "Events a node discarded on purpose (filtered, throttled, deduplicated).", pipeLabels, nil)
+	pipeErrors   = prometheus.NewDesc("streamd_pipeline_errors_total", "Events a node failed on.", pipeLabels, nil)
+	pipeLate     = prometheus.NewDesc("streamd_pipeline_late_events_total", "Events that came after their window closed (sent to the late port).", pipeLabels, nil)
+	pipeLatency  = prometheus.NewDesc("streamd_pipeline_node_latency_seconds", "A node's own processing time per event, quantiles over its lifetime.", append(pipeLabels, "quantile"), nil)
+	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency}
+)
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for i := range c.descs {
 		ch <- c.descs[i].desc
+	}
+	for _, d := range pipeDescList {
+		ch <- d
 	}
 }
 
@@ -71,5 +90,21 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range c.descs {
 		d := &c.descs[i]
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(&s))
+	}
+	for name, nodes := range c.e.PipelineStats() {
+		for _, n := range nodes {
+			l := []string{name, n.Name, n.Kind}
+			ch <- prometheus.MustNewConstMetric(mPipeIn, prometheus.CounterValue, float64(n.In), l...)
+			ch <- prometheus.MustNewConstMetric(pipeOut, prometheus.CounterValue, float64(n.Out), l...)
+			ch <- prometheus.MustNewConstMetric(pipeDropped, prometheus.CounterValue, float64(n.Dropped), l...)
+			ch <- prometheus.MustNewConstMetric(pipeErrors, prometheus.CounterValue, float64(n.Errors), l...)
+			ch <- prometheus.MustNewConstMetric(pipeLate, prometheus.CounterValue, float64(n.Late), l...)
+			for _, q := range [...]struct {
+				q string
+				v int64
+			}{{"0.5", n.P50}, {"0.99", n.P99}, {"0.999", n.P999}, {"1", n.Max}} {
+				ch <- prometheus.MustNewConstMetric(pipeLatency, prometheus.GaugeValue, float64(q.v)/1e9, append(l, q.q)...)
+			}
+		}
 	}
 }

@@ -59,6 +59,7 @@ const (
 	outJoined                     // sess joined room
 	outLeft                       // sess left room
 	outAck                        // sess's publish (msg, with its id) got seq
+	outResult                     // a pipeline's result (msg: data and id) for sess
 )
 
 // out travels from a shard to a loop.
@@ -70,6 +71,7 @@ type out struct {
 	msg       *Message   // outDeliver/outAck: holds a ref; join/leave: id carrier
 	seq       uint64     // outJoined: the room's last seq
 	replay    []*Message // outJoined: retained messages to replay
+	stream    []byte     // outResult: the stream (immutable, owned by the pipeline)
 }
 
 // discard releases what an undeliverable out holds.

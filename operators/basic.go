@@ -21,6 +21,10 @@ func NewSource[T any](f *Flow, name string) *Source[T] {
 	return s
 }
 
+// Open does nothing: a source knows its flow from NewSource, and Send
+// reads it from other goroutines, so it is never written again.
+func (s *Source[T]) Open(*Flow) error { return nil }
+
 // Push hands batch downstream. Flow goroutine only.
 func (s *Source[T]) Push(batch []T) {
 	s.stats.In(len(batch))

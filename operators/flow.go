@@ -18,6 +18,9 @@ type FlowOptions struct {
 	// StatsInterval is how often the operators' latency histograms are
 	// published for Stats. Default 1s.
 	StatsInterval time.Duration
+	// Notify, if set, is called (from the posting goroutine) after each
+	// Post, so a runner that parks between events knows to wake up.
+	Notify func()
 	// PostQueue is how many Post calls may wait for the flow's goroutine
 	// before Post blocks. Default 4096.
 	PostQueue int
@@ -90,12 +93,33 @@ func (f *Flow) Add(op Operator) error {
 		return ErrClosed
 	}
 	f.opsMu.Lock()
+	for _, o := range f.ops {
+		if o == op { // added again (a pipeline rebuilt around a kept operator)
+			f.opsMu.Unlock()
+			return nil
+		}
+	}
 	f.ops = append(f.ops, op)
 	f.opsMu.Unlock()
 	if f.opened {
 		return op.Open(f)
 	}
 	return nil
+}
+
+// Remove takes op out of the flow and closes it (a reload dropped it).
+// Timers it set may still fire; it must ignore them once closed.
+func (f *Flow) Remove(op Operator) error {
+	f.opsMu.Lock()
+	for i, o := range f.ops {
+		if o == op {
+			f.ops = append(f.ops[:i], f.ops[i+1:]...)
+			break
+		}
+	}
+	f.opsMu.Unlock()
+	op.Stats().publish()
+	return op.Close()
 }
 
 // Operators returns the registered operators.
@@ -162,6 +186,9 @@ func (f *Flow) Post(fn func()) error {
 	select {
 	case f.wake <- struct{}{}:
 	default:
+	}
+	if f.opts.Notify != nil {
+		f.opts.Notify()
 	}
 	return nil
 }

@@ -120,6 +120,15 @@ func (p *Pipeline[In, Out]) Connect(from, to string) *Pipeline[In, Out] {
 	return p
 }
 
+// Endpoints returns the operators Build added for "input" and "output"
+// (nil before Build), so a rebuild can remove them from the flow.
+func (p *Pipeline[In, Out]) Endpoints() []Operator {
+	if !p.built {
+		return nil
+	}
+	return []Operator{p.in, p.out}
+}
+
 // Input returns the pipeline's source (after Build): Push into it.
 func (p *Pipeline[In, Out]) Input() *Source[In] { return p.in }
 

@@ -24,7 +24,13 @@ import (
 type Stream[T any] struct {
 	f   *Flow
 	out *Outlet[T]
+	err error // first error of the chain so far (sticky)
 }
+
+// Err returns the first error met while building the chain up to this
+// stream (a bad setting, an operator that failed to open on an open
+// flow), or nil. Flow.Open reports setting errors too.
+func (s *Stream[T]) Err() error { return s.err }
 
 // StreamOf wraps an output port as a stream on flow f.
 func StreamOf[T any](f *Flow, out *Outlet[T]) *Stream[T] { return &Stream[T]{f: f, out: out} }
@@ -40,9 +46,12 @@ func autoName(f *Flow, kind string) string { return fmt.Sprintf("%s-%d", kind, l
 
 // attach registers op, connects s to in and returns op's main output as a stream.
 func attach[T, U any](s *Stream[T], op Operator, in Inlet[T], out *Outlet[U]) *Stream[U] {
-	_ = s.f.Add(op)
+	err := s.f.Add(op)
 	s.out.Connect(in)
-	return &Stream[U]{f: s.f, out: out}
+	if s.err != nil {
+		err = s.err
+	}
+	return &Stream[U]{f: s.f, out: out, err: err}
 }
 
 // Filter keeps the events for which pred is true.

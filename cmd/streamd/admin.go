@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,18 +36,22 @@ const adminIndex = `streamd admin
   /healthz        200 "ok" while serving, 503 while shutting down
   /metrics        Prometheus metrics (streamd_*, go_*, process_*)
   /stats          engine.Stats as JSON
+  /stats/pipelines  every pipeline operator's counters and latency (JSON)
+  POST /ingest?stream=S   feed S's pipelines: one JSON value, or JSON lines
+  POST /reload    re-read the config file and swap in changed pipelines (as SIGHUP)
   /debug/pprof/   Go profiles (net/http/pprof)
 `
 
 // startAdmin listens on addr and serves the admin endpoints.
-func startAdmin(addr string, eng *engine.Engine, logger *slog.Logger) (*adminServer, error) {
+// reload is what POST /reload runs (nil: no config file to re-read).
+func startAdmin(addr string, eng *engine.Engine, logger *slog.Logger, reload func() error) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	a := &adminServer{ln: ln, errc: make(chan error, 1)}
 	a.srv = &http.Server{
-		Handler:           a.mux(eng, logger),
+		Handler:           a.mux(eng, logger, reload),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -69,7 +78,7 @@ func (a *adminServer) shutdown(ctx context.Context) error {
 }
 
 // mux builds the admin routes.
-func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger) *http.ServeMux {
+func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func() error) *http.ServeMux {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		eng.Collector(),
@@ -100,6 +109,26 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger) *http.ServeMu
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(eng.Stats())
 	})
+	mux.HandleFunc("GET /stats/pipelines", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(eng.PipelineStats())
+	})
+	mux.HandleFunc("POST /ingest", func(w http.ResponseWriter, r *http.Request) {
+		ingest(w, r, eng)
+	})
+	mux.HandleFunc("POST /reload", func(w http.ResponseWriter, r *http.Request) {
+		if reload == nil {
+			http.Error(w, "no config file to reload: streamd runs on its embedded default", http.StatusConflict)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		_, _ = w.Write([]byte("reloaded\n"))
+	})
 	// net/http/pprof, registered here explicitly: importing it also adds
 	// its handlers to http.DefaultServeMux, which nothing serves.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -108,4 +137,54 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger) *http.ServeMu
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// maxIngestBody caps one /ingest request.
+const maxIngestBody = 16 << 20
+
+// ingest feeds the request body to the pipelines of ?stream=: one JSON
+// value, or JSON lines (one event each). It answers with the count fed,
+// or 400 naming the first bad line (the lines before it were fed).
+func ingest(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
+	stream := r.URL.Query().Get("stream")
+	if stream == "" {
+		http.Error(w, "ingest: want ?stream=NAME", http.StatusBadRequest)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxIngestBody))
+	if err != nil {
+		http.Error(w, "ingest: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return
+	}
+	lines := [][]byte{body}
+	if !json.Valid(body) {
+		lines = lines[:0]
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(make([]byte, 64<<10), maxIngestBody)
+		for sc.Scan() {
+			lines = append(lines, sc.Bytes())
+		}
+	}
+	n := 0
+	for i, line := range lines {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		if !json.Valid(line) {
+			http.Error(w, fmt.Sprintf("ingest: line %d is not JSON (%d fed before it)", i+1, n), http.StatusBadRequest)
+			return
+		}
+		if err := eng.Ingest(r.Context(), stream, line); err != nil {
+			code := http.StatusServiceUnavailable
+			if strings.Contains(err.Error(), "no pipeline reads") {
+				code = http.StatusNotFound
+			}
+			http.Error(w, fmt.Sprintf("ingest: %v (%d fed)", err, n), code)
+			return
+		}
+		n++
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, "{\"ingested\":%d}\n", n)
 }

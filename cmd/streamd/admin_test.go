@@ -52,7 +52,7 @@ func TestAdminReportsEngine(t *testing.T) {
 	}
 
 	a := &adminServer{}
-	srv := httptest.NewServer(a.mux(eng, logger))
+	srv := httptest.NewServer(a.mux(eng, logger, nil))
 	defer srv.Close()
 	_, body := httpGet(t, srv.URL+"/metrics")
 	for _, want := range []string{

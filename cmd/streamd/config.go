@@ -54,12 +54,9 @@ type fileConfig struct {
 	// Data is the state directory; "" keeps state in memory. Absent:
 	// ./data. (The state store does not exist yet: nothing is written.)
 	Data *string `yaml:"data"`
-	// Pipelines are kept as raw YAML nodes (with their positions, for the
-	// errors of the parser to come) until the operators issue lands.
-	Pipelines []ast.Node `yaml:"pipelines"`
 	// Engine holds listen, mode, rooms and every engine tunable, with the
 	// YAML names of engine.Config (listen, path, mode, loops, workers,
-	// ring_size, …, rooms).
+	// ring_size, …, rooms, pipelines).
 	Engine engine.Config `yaml:",inline"`
 }
 
@@ -73,6 +70,15 @@ func parseConfig(name string, src []byte) (*fileConfig, error) {
 	}
 	if err := yaml.UnmarshalWithOptions(src, fc, yaml.Strict()); err != nil {
 		return nil, formatYAMLError(name, src, err)
+	}
+	// Pipelines are compiled here, where the source is at hand, so their
+	// errors point at the line and the field.
+	if err := engine.CheckPipelines(fc.Engine.Pipelines); err != nil {
+		var errs []error
+		for _, e := range splitErrorValues(err) {
+			errs = append(errs, formatYAMLError(name, src, e))
+		}
+		return nil, errors.Join(errs...)
 	}
 	return fc, nil
 }
@@ -214,8 +220,6 @@ type settings struct {
 	Admin string
 	// Data is the state directory; "" means in memory.
 	Data string
-	// Pipelines are the file's raw pipelines (not run yet).
-	Pipelines []ast.Node
 }
 
 // resolve merges the layers: flags > env > file > built-in defaults. For
@@ -225,7 +229,7 @@ func resolve(fc *fileConfig, env, flags overrides) settings {
 	if fc == nil {
 		fc = new(fileConfig)
 	}
-	s := settings{Engine: fc.Engine, Admin: defaultAdmin, Data: defaultData, Pipelines: fc.Pipelines}
+	s := settings{Engine: fc.Engine, Admin: defaultAdmin, Data: defaultData}
 	s.Engine.Rooms = append([]engine.RoomPolicy(nil), fc.Engine.Rooms...)
 	if s.Engine.Listen == "" {
 		s.Engine.Listen = defaultListen
@@ -258,6 +262,7 @@ func resolve(fc *fileConfig, env, flags overrides) settings {
 func (s *settings) check() error {
 	var errs []error
 	cfg := s.Engine
+	cfg.Pipelines = nil // compiled by parseConfig, with positions
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -270,12 +275,19 @@ func (s *settings) check() error {
 			errs = append(errs, fmt.Errorf("admin %q: %v (use \"\" to turn the admin server off)", s.Admin, err))
 		}
 	}
-	for i, p := range s.Pipelines {
-		if p == nil || p.Type() != ast.MappingType {
-			errs = append(errs, fmt.Errorf("pipelines[%d]: want a mapping (name, input, nodes, output)", i))
-		}
-	}
 	return errors.Join(errs...)
+}
+
+// splitErrorValues flattens an errors.Join tree.
+func splitErrorValues(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrorValues(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // checkAddr checks that addr is HOST:PORT (HOST may be empty: every

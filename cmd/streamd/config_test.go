@@ -133,7 +133,7 @@ disable_compression: true
 rooms:
   - {match: "a.*", history: 5, durable: true, presence: true}
 pipelines:
-  - {name: p, input: {stream: s}, nodes: [], output: {reply: true}}
+  - {name: p, input: {stream: s}, nodes: [{name: f, op: filter, if: "true"}], output: {reply: true}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -147,8 +147,8 @@ pipelines:
 	if want := (engine.RoomPolicy{Match: "a.*", History: 5, Durable: true, Presence: true}); len(e.Rooms) != 1 || e.Rooms[0] != want {
 		t.Errorf("rooms = %+v, want [%+v]", e.Rooms, want)
 	}
-	if len(s.Pipelines) != 1 {
-		t.Errorf("pipelines = %d, want 1 kept", len(s.Pipelines))
+	if len(e.Pipelines) != 1 || e.Pipelines[0].Nodes[0].If != "true" {
+		t.Errorf("pipelines = %+v, want 1", e.Pipelines)
 	}
 	if err := s.check(); err != nil {
 		t.Errorf("check: %v", err)
@@ -233,10 +233,10 @@ func TestValidateCommand(t *testing.T) {
 			t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
 		}
 	})
-	t.Run("pipelines accepted with a warning", func(t *testing.T) {
-		p := writeFile(t, "p.yaml", "pipelines:\n  - {name: a, input: {stream: s}}\n")
+	t.Run("pipeline errors point at the line", func(t *testing.T) {
+		p := writeFile(t, "p.yaml", "rooms: []\npipelines:\n  - name: a\n    input: {stream: s}\n    nodes:\n      - {name: f, op: filter, if: \"data.x >\"}\n    output: {room: r}\n")
 		code, out, errOut := runCLI(t, "validate", p)
-		if code != 0 || out != "ok\n" || !strings.Contains(errOut, "not supported yet") {
+		if code != exitFail || out != "" || !strings.Contains(errOut, "p.yaml:6:") || !strings.Contains(errOut, `node "f".if: expression "data.x >"`) {
 			t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
 		}
 	})

@@ -120,9 +120,6 @@ func validateMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFail
 	}
-	if n := len(s.Pipelines); n > 0 {
-		fmt.Fprintf(stderr, "streamd: %s: warning: %d pipeline(s) accepted but not run: pipelines are not supported yet\n", name, n)
-	}
 	fmt.Fprintln(stdout, "ok")
 	return exitOK
 }

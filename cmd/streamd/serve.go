@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"streamd/engine"
@@ -136,9 +140,6 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 	}
 	logger.Info("starting", "version", version, "go", runtime.Version(), "config", name)
-	if n := len(s.Pipelines); n > 0 {
-		logger.Warn("pipelines are not supported yet: ignoring them", "count", n, "config", name)
-	}
 	if s.Data == "" {
 		logger.Info("state in memory (--in-memory or data \"\")")
 	} else {
@@ -158,12 +159,47 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 	}
 	ec := eng.Config()
 	logger.Info("engine started", "mode", ec.Mode, "loops", ec.Loops, "workers", ec.Workers,
-		"max_connections", ec.MaxConnections, "room_policies", len(ec.Rooms))
+		"max_connections", ec.MaxConnections, "room_policies", len(ec.Rooms), "pipelines", len(ec.Pipelines))
+
+	// Reload re-reads the config file and swaps in its pipelines; other
+	// settings need a restart. SIGHUP and POST /reload both call it.
+	var reload func() error
+	if f.config != "" {
+		var reloadMu sync.Mutex
+		reload = func() error {
+			reloadMu.Lock()
+			defer reloadMu.Unlock()
+			fc, _, err := loadConfig(f.config)
+			if err != nil {
+				logger.Error("reload refused: config has errors; the running pipelines are kept", "err", err)
+				return err
+			}
+			if err := eng.ReloadPipelines(fc.Engine.Pipelines); err != nil {
+				logger.Error("reload failed", "err", err)
+				return err
+			}
+			logger.Info("reloaded pipelines", "config", name, "pipelines", len(fc.Engine.Pipelines))
+			return nil
+		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					_ = reload()
+				}
+			}
+		}()
+	}
 
 	var admin *adminServer
 	adminURL := "off"
 	if s.Admin != "" {
-		admin, err = startAdmin(s.Admin, eng, logger)
+		admin, err = startAdmin(s.Admin, eng, logger, reload)
 		if err != nil {
 			logger.Error("admin server: set --admin to another address, or \"\" to turn it off", "err", err, "admin", s.Admin)
 			closeEngine(eng, logger)

@@ -1,0 +1,262 @@
+package pipeline
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Spec is one pipeline of the YAML config (DESIGN.md, "Config shape"):
+//
+//	- name: scoring
+//	  input: {stream: market}
+//	  nodes:
+//	    - {name: relevant, op: filter, if: "data.relevance_score > 0.7"}
+//	    - {name: trend, op: aggregate, key: "data.symbol", window: {tumbling: 5s}, fn: avg, field: "data.price"}
+//	  output: {room: market_analysis}
+//
+// Nodes run in the order listed unless Edges says otherwise.
+type Spec struct {
+	Name  string     `yaml:"name"`
+	Input InputSpec  `yaml:"input"`
+	Nodes []NodeSpec `yaml:"nodes"`
+	// Edges connects nodes explicitly, one "from -> to" per entry; from
+	// and to are node names, "input", "output", or "node.port" for a
+	// named port (a router's route, an aggregate's "late", a fallible
+	// node's "error", a zip's "left"/"right").
+	Edges []string `yaml:"edges"`
+	// Output is where the pipeline's output goes; Outputs lists several.
+	Output  *OutputSpec  `yaml:"output"`
+	Outputs []OutputSpec `yaml:"outputs"`
+
+	node ast.Node // for error positions
+}
+
+// InputSpec says where a pipeline's events come from. Exactly one of
+// Stream, Generator, File and Stdin is set.
+type InputSpec struct {
+	// Stream: `event` messages whose stream is this name, and POSTs to
+	// /ingest?stream=NAME.
+	Stream string `yaml:"stream"`
+	// Generator: a synthetic feed, for demos and benchmarks.
+	Generator *GeneratorSpec `yaml:"generator"`
+	// File: a JSON-lines file, read once from the start.
+	File string `yaml:"file"`
+	// Stdin: JSON lines from standard input.
+	Stdin bool `yaml:"stdin"`
+}
+
+// GeneratorSpec configures a synthetic feed.
+type GeneratorSpec struct {
+	// Kind is "market" (ticks: symbol, price, qty, relevance_score, ts)
+	// or "counter" ({"n": 1, 2, …}). Default "market".
+	Kind string `yaml:"kind"`
+	// Rate is events per second. Default 100.
+	Rate float64 `yaml:"rate"`
+	// Symbols are the market symbols. Default AAPL, MSFT, NVDA, AMZN, GOOG.
+	Symbols []string `yaml:"symbols"`
+	// Limit stops after this many events (0: never).
+	Limit int64 `yaml:"limit"`
+	// Seed makes the feed repeatable. Default 1.
+	Seed int64 `yaml:"seed"`
+}
+
+// OutputSpec is one destination. Exactly one field is set.
+type OutputSpec struct {
+	// Room publishes each event's data into this room.
+	Room string `yaml:"room"`
+	// Reply sends each event back to its sender as a `result`.
+	Reply bool `yaml:"reply"`
+	// Log appends each event as one JSON line to this file ("-" is stdout).
+	Log string `yaml:"log"`
+	// Webhook POSTs each event's data to a URL.
+	Webhook *WebhookSpec `yaml:"webhook"`
+}
+
+// WebhookSpec configures a webhook output.
+type WebhookSpec struct {
+	URL string `yaml:"url"`
+	// Timeout per attempt. Default 5s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries after a failed attempt (5xx, timeout, refused), with
+	// exponential backoff from 100ms. Default 3.
+	Retries *int `yaml:"retries"`
+	// Queue is how many events may wait for the webhook before new ones
+	// are dropped (and counted). Default 1024.
+	Queue int `yaml:"queue"`
+	// Headers are added to every request.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// NodeSpec is one node. Name and Op are required; the other fields apply
+// to the ops docs/pipelines.md lists them under (a field set on an op it
+// does not apply to is an error).
+type NodeSpec struct {
+	Name string `yaml:"name"`
+	Op   string `yaml:"op"`
+
+	If          string         `yaml:"if"`          // filter
+	Set         yaml.MapSlice  `yaml:"set"`         // map: field: expression
+	To          string         `yaml:"to"`          // map: data = expression
+	Each        string         `yaml:"each"`        // flat_map: expression giving an array
+	Concurrency int            `yaml:"concurrency"` // map
+	Ordered     *bool          `yaml:"ordered"`     // map with concurrency
+	Key         string         `yaml:"key"`         // aggregate, dedup, debounce
+	Field       string         `yaml:"field"`       // aggregate
+	Fn          stringList     `yaml:"fn"`          // aggregate
+	Window      *WindowSpec    `yaml:"window"`      // aggregate; dedup (duration)
+	Time        string         `yaml:"time"`        // aggregate: event-time expression
+	Lateness    time.Duration  `yaml:"lateness"`    // aggregate
+	Routes      []RouteSpec    `yaml:"routes"`      // router
+	Mode        string         `yaml:"mode"`        // router: first | all
+	Duration    time.Duration  `yaml:"duration"`    // debounce, throttle, buffer_time, window, dedup
+	Count       int            `yaml:"count"`       // buffer, window
+	Max         int            `yaml:"max"`         // buffer_time, dedup
+	Trailing    bool           `yaml:"trailing"`    // throttle
+	Retry       *RetrySpec     `yaml:"retry"`       // map
+	Room        string         `yaml:"room"`        // room sink
+	Path        string         `yaml:"path"`        // log sink
+	Webhook     *WebhookSpec   `yaml:"webhook"`     // webhook sink
+	Extra       map[string]any `yaml:"with"`        // custom ops registered in Go
+
+	node ast.Node
+}
+
+// WindowSpec is an aggregate's window; exactly one kind is set.
+type WindowSpec struct {
+	Count    int           `yaml:"count"`
+	Tumbling time.Duration `yaml:"tumbling"`
+	Sliding  *SlidingSpec  `yaml:"sliding"`
+	Session  time.Duration `yaml:"session"` // the gap
+}
+
+// SlidingSpec is a sliding window's size and slide.
+type SlidingSpec struct {
+	Size  time.Duration `yaml:"size"`
+	Slide time.Duration `yaml:"slide"`
+}
+
+// RouteSpec is one route of a router.
+type RouteSpec struct {
+	Name string `yaml:"name"`
+	If   string `yaml:"if"`
+}
+
+// RetrySpec retries a failing map.
+type RetrySpec struct {
+	Attempts int           `yaml:"attempts"`
+	Backoff  time.Duration `yaml:"backoff"`
+	MaxDelay time.Duration `yaml:"max_backoff"`
+}
+
+// stringList accepts `fn: avg` and `fn: [avg, max]`.
+type stringList []string
+
+// UnmarshalYAML implements yaml.NodeUnmarshaler.
+func (l *stringList) UnmarshalYAML(n ast.Node) error {
+	if n.Type() == ast.SequenceType {
+		var s []string
+		if err := yaml.NodeToValue(n, &s); err != nil {
+			return err
+		}
+		*l = s
+		return nil
+	}
+	var s string
+	if err := yaml.NodeToValue(n, &s); err != nil {
+		return err
+	}
+	*l = stringList{s}
+	return nil
+}
+
+type specFields Spec
+type nodeFields NodeSpec
+
+// UnmarshalYAML decodes strictly and keeps the node for error positions.
+func (s *Spec) UnmarshalYAML(n ast.Node) error {
+	if err := yaml.NodeToValue(n, (*specFields)(s), yaml.Strict()); err != nil {
+		return err
+	}
+	s.node = n
+	return nil
+}
+
+// UnmarshalYAML decodes strictly and keeps the node for error positions.
+func (ns *NodeSpec) UnmarshalYAML(n ast.Node) error {
+	if err := yaml.NodeToValue(n, (*nodeFields)(ns), yaml.Strict()); err != nil {
+		return err
+	}
+	ns.node = n
+	return nil
+}
+
+// ParseYAML decodes a list of pipelines (the value of `pipelines:`).
+func ParseYAML(src []byte) ([]Spec, error) {
+	var specs []Spec
+	if err := yaml.UnmarshalWithOptions(src, &specs, yaml.Strict()); err != nil {
+		return nil, err
+	}
+	return specs, nil
+}
+
+// equal reports whether two node specs define the same node.
+func (ns *NodeSpec) equal(o *NodeSpec) bool {
+	a, b := *ns, *o
+	a.node, b.node = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// keysSet lists the YAML keys written in a node's mapping.
+func keysSet(n ast.Node) []string {
+	m, ok := n.(ast.MapNode)
+	if !ok {
+		return nil
+	}
+	var keys []string
+	for it := m.MapRange(); it.Next(); {
+		keys = append(keys, it.Key().String())
+	}
+	return keys
+}
+
+// tokenOf returns the token of key's value in mapping n, or n's own.
+func tokenOf(n ast.Node, key string) *token.Token {
+	if n == nil {
+		return nil
+	}
+	if m, ok := n.(ast.MapNode); ok && key != "" {
+		for it := m.MapRange(); it.Next(); {
+			if it.Key().String() == key {
+				return it.Value().GetToken()
+			}
+		}
+	}
+	return n.GetToken()
+}
+
+// specError is an error at a place in the config: a yaml.Error, so the
+// command prints it as FILE:LINE:COL with the source lines.
+func specError(n ast.Node, key, path, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	tok := tokenOf(n, key)
+	if tok == nil {
+		return fmt.Errorf("pipeline: %s", msg)
+	}
+	return &yaml.SyntaxError{Message: msg, Token: tok}
+}
+
+// parseEdge splits "from -> to".
+func parseEdge(s string) (from, to string, ok bool) {
+	from, to, ok = strings.Cut(s, "->")
+	from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+	return from, to, ok && from != "" && to != ""
+}
