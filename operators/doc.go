@@ -34,8 +34,8 @@
 //	src := operators.NewSource[Tick](flow, "ticks")
 //	src.Stream().Filter(hot).Debounce(time.Second).Subscribe(show)
 //
-// Type-changing operators are functions (MapTo, Buffer, Aggregate, Zip,
-// …): Go methods cannot have their own type parameters.
+// Type-changing operators are functions (MapTo, Buffer, Aggregate,
+// ZipWith, …): Go methods cannot have their own type parameters.
 //
 // The graph API names nodes and connects them, and checks the graph
 // (unknown names, type mismatches, cycles, dangling nodes) in Build:

@@ -49,8 +49,8 @@ func (o *FlowOptions) EnsureDefaults() {
 // calls Run, or the engine's pipeline worker, or a test. Post and Stats
 // are safe from any goroutine.
 //
-// A flow never starts a goroutine of its own, except the workers of a
-// concurrent map (which hand their results back through Post).
+// A flow never starts a goroutine of its own, except a concurrent map's
+// workers and its one poster (which hand results back through Post).
 type Flow struct {
 	opts   FlowOptions
 	clock  Clock

@@ -29,7 +29,8 @@ const (
 // "right"). AddNode and Connect record their first error; Build reports
 // it, and checks the graph: unknown names, ports that do not exist, type
 // mismatches, cycles, and dangling nodes (one the input does not reach,
-// or whose main output goes nowhere).
+// or none of whose outputs goes anywhere; what reaches an unconnected
+// port is dropped and counted).
 type Pipeline[In, Out any] struct {
 	name  string
 	nodes map[string]Node
@@ -150,7 +151,7 @@ func (p *Pipeline[In, Out]) check() ([]string, error) {
 	inType, outType := reflect.TypeFor[In](), reflect.TypeFor[Out]()
 	indeg := make(map[string]int)
 	succ := make(map[string][]string)
-	mainOut := make(map[string]bool) // node's main output is connected
+	anyOut := make(map[string]bool) // one of the node's outputs is connected
 	hasInput := false
 	for _, e := range p.edges {
 		// the type flowing along e, from its source
@@ -178,9 +179,7 @@ func (p *Pipeline[In, Out]) check() ([]string, error) {
 				continue
 			}
 			t = port.ElemType()
-			if e.fromPort == "" {
-				mainOut[e.from] = true
-			}
+			anyOut[e.from] = true
 		}
 		switch {
 		case e.to == InputNode:
@@ -241,7 +240,7 @@ func (p *Pipeline[In, Out]) check() ([]string, error) {
 		if !seen[name] {
 			bad("node %q is dangling: nothing from %q reaches it", name, InputNode)
 		}
-		if len(n.Outputs()) > 0 && !mainOut[name] {
+		if len(n.Outputs()) > 0 && !anyOut[name] {
 			bad("node %q is dangling: its output goes nowhere (connect it to another node or to %q)", name, OutputNode)
 		}
 	}

@@ -17,10 +17,11 @@ type adapted[Mid any] struct {
 	out   operators.Outlet[Event]
 	conv  func(Mid) Event
 	buf   []Event
+	ports map[string]operators.Port // side ports converted to Event
 }
 
 // adapt wraps inner, whose main output must be an *Outlet[Mid].
-func adapt[Mid any](inner operators.Node, conv func(Mid) Event) operators.Node {
+func adapt[Mid any](inner operators.Node, conv func(Mid) Event) *adapted[Mid] {
 	a := &adapted[Mid]{inner: inner, conv: conv}
 	p, _ := inner.Output("")
 	o, ok := p.(*operators.Outlet[Mid])
@@ -51,8 +52,38 @@ func (a *adapted[Mid]) Output(name string) (operators.Port, bool) {
 	if name == "" {
 		return &a.out, true
 	}
+	if p, ok := a.ports[name]; ok {
+		return p, true
+	}
 	return a.inner.Output(name)
 }
+
+// convertPort makes side port name of inner (an *Outlet[M]) carry Events.
+func convertPort[M, Mid any](a *adapted[Mid], name string, conv func(M) Event) {
+	p, _ := a.inner.Output(name)
+	o, ok := p.(*operators.Outlet[M])
+	if !ok {
+		panic(fmt.Sprintf("pipeline: convertPort: port %q of %T is %T", name, a.inner, p))
+	}
+	out := new(operators.Outlet[Event])
+	var buf []Event
+	o.Connect(operators.InletFunc[M](func(b []M) {
+		buf = buf[:0]
+		for i := range b {
+			buf = append(buf, conv(b[i]))
+		}
+		out.Emit(buf)
+		clear(buf)
+	}))
+	if a.ports == nil {
+		a.ports = make(map[string]operators.Port)
+	}
+	a.ports[name] = out
+}
+
+// passThrough is the identity conversion, for nodes whose main output
+// already carries Events but whose side ports need converting.
+func passThrough(ev Event) Event { return ev }
 
 func (a *adapted[Mid]) Outputs() []string { return a.inner.Outputs() }
 

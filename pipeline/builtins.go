@@ -21,7 +21,7 @@ func registerBuiltins(r *Registry) {
 		Build:  buildFilter,
 	})
 	r.Register("map", OpDef{
-		Doc:    "sets fields of data (`set: {field: expr}`) or replaces data (`to: expr`); other fields are kept byte for byte",
+		Doc:    "sets fields of data (`set: {field: expr}`) or replaces data (`to: expr`); other fields are kept byte for byte; failures leave on the `error` port",
 		Fields: []string{"set", "to", "concurrency", "ordered", "retry"},
 		Build:  buildMap,
 	})
@@ -127,22 +127,6 @@ func mapFunc(c *BuildContext) (func(Event) (Event, error), error) {
 		}, nil
 	}
 	return nil, c.Errorf("", "op map needs set: {field: expression} or to: expression")
-}
-
-func buildMap(c *BuildContext) (operators.Node, error) {
-	fn, err := mapFunc(c)
-	if err != nil {
-		return nil, err
-	}
-	var m *operators.Map[Event, Event]
-	m = operators.NewMap(c.Node.Name, func(ev Event) Event {
-		out, err := fn(ev)
-		if err != nil {
-			m.Stats().Errors(1)
-		}
-		return out
-	})
-	return m, nil
 }
 
 func buildSink(c *BuildContext, o *OutputSpec, key string) (operators.Node, error) {

@@ -1,0 +1,230 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"streamd/operators"
+)
+
+func init() { extraBuiltins = append(extraBuiltins, registerFlowOps) }
+
+func registerFlowOps(r *Registry) {
+	r.Register("router", OpDef{
+		Doc:    "sends each event to the route whose `if` matches first (`mode: all`: to every match); events no route takes leave on the main output (the default route)",
+		Fields: []string{"routes", "mode"},
+		Build:  buildRouter,
+	})
+	r.Register("flat_map", OpDef{
+		Doc:    "evaluates `each` (an array) and emits one event per element, with the element as data",
+		Fields: []string{"each"},
+		Build:  buildFlatMap,
+	})
+	r.Register("catch_error", OpDef{
+		Doc:    "takes the error records of a fallible node's `error` port ({error, node, attempts, data}) and passes them on, or recovers them with `to: expression`",
+		Fields: []string{"to"},
+		Build:  buildCatchError,
+	})
+	r.Register("merge", OpDef{
+		Doc:   "passes on the events of every edge into it, as one stream",
+		Build: func(c *BuildContext) (operators.Node, error) { return operators.NewMerge[Event](c.Node.Name), nil },
+	})
+	r.Register("share", OpDef{
+		Doc:   "passes its input on to every node connected to it (any node's output can be shared; this names the fan-out point)",
+		Build: func(c *BuildContext) (operators.Node, error) { return operators.NewShare[Event](c.Node.Name), nil },
+	})
+	r.Register("combine_latest", OpDef{
+		Doc:   "two inputs, `NODE.left` and `NODE.right`: once both have had an event, each new event emits {\"left\": latest left data, \"right\": latest right data}",
+		Build: buildCombineLatest,
+	})
+	r.Register("zip", OpDef{
+		Doc:    "two inputs, `NODE.left` and `NODE.right`: pairs the n-th left with the n-th right as {\"left\":…,\"right\":…}; each side waits for at most `max` events (default 1024, newest dropped)",
+		Fields: []string{"max"},
+		Build:  buildZip,
+	})
+}
+
+func buildRouter(c *BuildContext) (operators.Node, error) {
+	ns := c.Node
+	opts := operators.RouterOptions[Event]{}
+	switch ns.Mode {
+	case "", "first":
+	case "all":
+		opts.Mode = operators.RouteAll
+	default:
+		return nil, c.Errorf("mode", "mode %q: want first or all", ns.Mode)
+	}
+	if len(ns.Routes) == 0 {
+		return nil, c.Errorf("routes", "op router needs routes: [{name: N, if: expression}, …]")
+	}
+	var rt *operators.Router[Event]
+	for i, r := range ns.Routes {
+		if !operators.ValidName(r.Name) || r.Name == operators.DefaultRoute {
+			return nil, c.Errorf("routes", "routes[%d]: name %q: use letters, digits, '_' and '-' (%q is the main output)", i, r.Name, operators.DefaultRoute)
+		}
+		x, err := c.Expr("routes", r.If, true)
+		if err != nil {
+			return nil, err
+		}
+		opts.Rules = append(opts.Rules, operators.RouteRule[Event]{Name: r.Name, Match: func(ev Event) bool {
+			ok, err := x.Bool(&ev)
+			if err != nil {
+				rt.Stats().Errors(1)
+			}
+			return ok
+		}})
+	}
+	var err error
+	rt, err = operators.NewRouter(ns.Name, opts)
+	if err != nil {
+		return nil, c.Errorf("routes", "%v", err)
+	}
+	return rt, nil
+}
+
+func buildFlatMap(c *BuildContext) (operators.Node, error) {
+	x, err := c.Expr("each", c.Node.Each, false)
+	if err != nil {
+		return nil, err
+	}
+	var fm *operators.FlatMap[Event, Event]
+	fm = operators.NewFlatMap(c.Node.Name, func(dst []Event, ev Event) []Event {
+		v, err := x.run(&ev)
+		if err != nil {
+			fm.Stats().Errors(1)
+			return dst
+		}
+		items, ok := v.([]any)
+		if !ok {
+			if v != nil {
+				fm.Stats().Errors(1)
+			}
+			return dst
+		}
+		for _, it := range items {
+			b, err := marshal(it)
+			if err != nil {
+				fm.Stats().Errors(1)
+				continue
+			}
+			dst = append(dst, ev.WithData(b, it))
+		}
+		return dst
+	})
+	return fm, nil
+}
+
+// errorEvent turns a failure into an event: data is
+// {"error": message, "node": name, "attempts": n, "data": the event's data}.
+func errorEvent(f operators.Failed[Event]) Event {
+	ev := f.Event
+	b := make([]byte, 0, len(ev.Data)+96)
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, f.Err.Error())
+	b = append(b, `,"node":`...)
+	b = strconv.AppendQuote(b, f.Node)
+	b = append(b, `,"attempts":`...)
+	b = strconv.AppendInt(b, int64(f.Attempts), 10)
+	b = append(b, `,"data":`...)
+	b = append(b, ev.Data...)
+	b = append(b, '}')
+	return ev.WithData(b, nil)
+}
+
+// buildMap builds a map: in place (a TryMap), with retries (Retry), or on
+// goroutines (ConcurrentMap). Failures leave on the "error" port as error
+// records.
+func buildMap(c *BuildContext) (operators.Node, error) {
+	fn, err := mapFunc(c)
+	if err != nil {
+		return nil, err
+	}
+	ns := c.Node
+	var inner operators.Node
+	switch {
+	case ns.Concurrency > 0:
+		if ns.Retry != nil {
+			return nil, c.Errorf("retry", "retry and concurrency together are not supported: pick one")
+		}
+		// each worker goroutine gets its own expression VMs
+		var pool sync.Pool
+		pool.New = func() any {
+			f, _ := mapFunc(c)
+			return f
+		}
+		ordered := true
+		if ns.Ordered != nil {
+			ordered = *ns.Ordered
+		}
+		cm, err := operators.NewConcurrentMap(ns.Name, func(_ context.Context, ev Event) (Event, error) {
+			f := pool.Get().(func(Event) (Event, error))
+			defer pool.Put(f)
+			return f(ev)
+		}, operators.ConcurrencyOptions{Concurrency: ns.Concurrency, Ordered: ordered, MaxInFlight: 4 * ns.Concurrency})
+		if err != nil {
+			return nil, c.Errorf("concurrency", "%v", err)
+		}
+		inner = cm
+	case ns.Ordered != nil:
+		return nil, c.Errorf("ordered", "ordered applies only with concurrency")
+	case ns.Retry != nil:
+		r := ns.Retry
+		rm, err := operators.NewRetry(ns.Name, fn, operators.RetryOptions{MaxAttempts: r.Attempts, Initial: r.Backoff, Max: r.MaxDelay})
+		if err != nil {
+			return nil, c.Errorf("retry", "%v", err)
+		}
+		inner = rm
+	default:
+		inner = operators.NewTryMap(ns.Name, fn)
+	}
+	a := adapt(inner, passThrough)
+	convertPort(a, operators.ErrorPort, errorEvent)
+	return a, nil
+}
+
+func buildCatchError(c *BuildContext) (operators.Node, error) {
+	if c.Node.To == "" {
+		return operators.NewShare[Event](c.Node.Name), nil // pass the records on
+	}
+	fn, err := mapFunc(c)
+	if err != nil {
+		return nil, err
+	}
+	var m *operators.Map[Event, Event]
+	m = operators.NewMap(c.Node.Name, func(ev Event) Event {
+		out, err := fn(ev)
+		if err != nil {
+			m.Stats().Errors(1)
+			return ev
+		}
+		return out
+	})
+	return m, nil
+}
+
+func pairData(a, b Event) Event {
+	d := make([]byte, 0, len(a.Data)+len(b.Data)+20)
+	d = append(d, `{"left":`...)
+	d = append(d, a.Data...)
+	d = append(d, `,"right":`...)
+	d = append(d, b.Data...)
+	d = append(d, '}')
+	ev := NewEvent(a.Stream, d, max(a.Time, b.Time))
+	return ev
+}
+
+func buildCombineLatest(c *BuildContext) (operators.Node, error) {
+	return operators.NewCombineLatest(c.Node.Name, pairData), nil
+}
+
+func buildZip(c *BuildContext) (operators.Node, error) {
+	z, err := operators.NewZip(c.Node.Name, pairData, operators.ZipOptions{MaxQueue: c.Node.Max})
+	if err != nil {
+		return nil, c.Errorf("max", "%v", err)
+	}
+	return z, nil
+}
+
+var _ = fmt.Sprint
