@@ -33,11 +33,11 @@ type Engine struct {
 
 	nextSession atomic.Uint64
 
-	execs    []*pipeExec                 // pipeline executors, fixed at New
-	streams  atomic.Pointer[streamsMap]  // stream → pipelines reading it
-	pipesMu  sync.Mutex                  // guards pipes
-	pipes    map[string]*pipeRT          // running pipelines by name
-	reloadMu sync.Mutex                  // serialises Start/Reload/Close of pipelines
+	execs    []*pipeExec                // pipeline executors, fixed at New
+	streams  atomic.Pointer[streamsMap] // stream → pipelines reading it
+	pipesMu  sync.Mutex                 // guards pipes
+	pipes    map[string]*pipeRT         // running pipelines by name
+	reloadMu sync.Mutex                 // serialises Start/Reload/Close of pipelines
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up

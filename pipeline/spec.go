@@ -13,12 +13,12 @@ import (
 
 // Spec is one pipeline of the YAML config (DESIGN.md, "Config shape"):
 //
-//	- name: scoring
-//	  input: {stream: market}
-//	  nodes:
-//	    - {name: relevant, op: filter, if: "data.relevance_score > 0.7"}
-//	    - {name: trend, op: aggregate, key: "data.symbol", window: {tumbling: 5s}, fn: avg, field: "data.price"}
-//	  output: {room: market_analysis}
+//   - name: scoring
+//     input: {stream: market}
+//     nodes:
+//   - {name: relevant, op: filter, if: "data.relevance_score > 0.7"}
+//   - {name: trend, op: aggregate, key: "data.symbol", window: {tumbling: 5s}, fn: avg, field: "data.price"}
+//     output: {room: market_analysis}
 //
 // Nodes run in the order listed unless Edges says otherwise.
 type Spec struct {
