@@ -122,9 +122,9 @@ func errorEvent(f operators.Failed[Event]) Event {
 	ev := f.Event
 	b := make([]byte, 0, len(ev.Data)+96)
 	b = append(b, `{"error":`...)
-	b = strconv.AppendQuote(b, f.Err.Error())
+	b = appendJSONString(b, f.Err.Error())
 	b = append(b, `,"node":`...)
-	b = strconv.AppendQuote(b, f.Node)
+	b = appendJSONString(b, f.Node)
 	b = append(b, `,"attempts":`...)
 	b = strconv.AppendInt(b, int64(f.Attempts), 10)
 	b = append(b, `,"data":`...)

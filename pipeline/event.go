@@ -112,7 +112,7 @@ func setFields(obj []byte, keys []string, vals [][]byte) []byte {
 			out = append(out, ',')
 		}
 		first = false
-		out = strconv.AppendQuote(out, key)
+		out = appendJSONString(out, key)
 		out = append(out, ':')
 		out = append(out, vals[i]...)
 	}
@@ -144,4 +144,9 @@ func appendFloat(dst []byte, f float64) []byte {
 		return append(dst, "null"...)
 	}
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	return protocol.AppendJSONString(dst, []byte(s))
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,9 +154,9 @@ func (l *logOut) write(b []Event) {
 		ev := &b[i]
 		s := l.line[:0]
 		s = append(s, `{"time":`...)
-		s = strconv.AppendQuote(s, time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano))
+		s = appendJSONString(s, time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano))
 		s = append(s, `,"pipeline":`...)
-		s = strconv.AppendQuote(s, l.pipeline)
+		s = appendJSONString(s, l.pipeline)
 		if ev.Key != "" {
 			s = append(s, `,"key":`...)
 			kb, _ := marshal(ev.Key)

@@ -100,29 +100,30 @@ type NodeSpec struct {
 	Name string `yaml:"name"`
 	Op   string `yaml:"op"`
 
-	If          string         `yaml:"if"`          // filter
-	Set         yaml.MapSlice  `yaml:"set"`         // map: field: expression
-	To          string         `yaml:"to"`          // map: data = expression
-	Each        string         `yaml:"each"`        // flat_map: expression giving an array
-	Concurrency int            `yaml:"concurrency"` // map
-	Ordered     *bool          `yaml:"ordered"`     // map with concurrency
-	Key         string         `yaml:"key"`         // aggregate, dedup, debounce
-	Field       string         `yaml:"field"`       // aggregate
-	Fn          stringList     `yaml:"fn"`          // aggregate
-	Window      *WindowSpec    `yaml:"window"`      // aggregate; dedup (duration)
-	Time        string         `yaml:"time"`        // aggregate: event-time expression
-	Lateness    time.Duration  `yaml:"lateness"`    // aggregate
-	Routes      []RouteSpec    `yaml:"routes"`      // router
-	Mode        string         `yaml:"mode"`        // router: first | all
-	Duration    time.Duration  `yaml:"duration"`    // debounce, throttle, buffer_time, window, dedup
-	Count       int            `yaml:"count"`       // buffer, window
-	Max         int            `yaml:"max"`         // buffer_time, dedup
-	Trailing    bool           `yaml:"trailing"`    // throttle
-	Retry       *RetrySpec     `yaml:"retry"`       // map
-	Room        string         `yaml:"room"`        // room sink
-	Path        string         `yaml:"path"`        // log sink
-	Webhook     *WebhookSpec   `yaml:"webhook"`     // webhook sink
-	Extra       map[string]any `yaml:"with"`        // custom ops registered in Go
+	If          string         `yaml:"if"`           // filter
+	Set         yaml.MapSlice  `yaml:"set"`          // map: field: expression
+	To          string         `yaml:"to"`           // map: data = expression
+	Each        string         `yaml:"each"`         // flat_map: expression giving an array
+	Concurrency int            `yaml:"concurrency"`  // map
+	Ordered     *bool          `yaml:"ordered"`      // map with concurrency
+	Key         string         `yaml:"key"`          // aggregate, dedup, debounce
+	Field       string         `yaml:"field"`        // aggregate
+	Fn          stringList     `yaml:"fn"`           // aggregate
+	Window      *WindowSpec    `yaml:"window"`       // aggregate; dedup (duration)
+	Time        string         `yaml:"time"`         // aggregate: event-time expression
+	Lateness    time.Duration  `yaml:"lateness"`     // aggregate: allowed lateness (event time)
+	OutOfOrder  time.Duration  `yaml:"out_of_order"` // aggregate: watermark delay (event time)
+	Routes      []RouteSpec    `yaml:"routes"`       // router
+	Mode        string         `yaml:"mode"`         // router: first | all
+	Duration    time.Duration  `yaml:"duration"`     // debounce, throttle, buffer_time, window, dedup
+	Count       int            `yaml:"count"`        // buffer, window
+	Max         int            `yaml:"max"`          // buffer_time, dedup
+	Trailing    bool           `yaml:"trailing"`     // throttle
+	Retry       *RetrySpec     `yaml:"retry"`        // map
+	Room        string         `yaml:"room"`         // room sink
+	Path        string         `yaml:"path"`         // log sink
+	Webhook     *WebhookSpec   `yaml:"webhook"`      // webhook sink
+	Extra       map[string]any `yaml:"with"`         // custom ops registered in Go
 
 	node ast.Node
 }
