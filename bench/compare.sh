@@ -15,6 +15,7 @@
 # Environment (defaults in brackets):
 #   SERVERS     servers to run         [streamd gorilla nbio gnet centrifuge]
 #   SCENARIOS   scenarios to run       [echo_1k echo_10k fanout_10k fanout_ceiling]
+#               (pipeline_5stage: streamd alone, with bench/pipeline.yaml)
 #   REPEAT      runs per pair          [3]
 #   DURATION    measured window        [10s]
 #   WARMUP      load before it         [2s]
@@ -62,6 +63,7 @@ scenario_args() {
 	echo_10k) echo "echo --conns 10000 --rate 100000 --burst $ECHO_BURST" ;;
 	fanout_10k) echo "fanout --subs 10000 --pubs 1 --rate 10" ;;
 	fanout_ceiling) echo "fanout --subs 10000 --pubs 2 --rate 20" ;;
+	pipeline_5stage) echo "pipeline --conns 1000 --rate 50000 --stream load --burst $ECHO_BURST" ;;
 	*)
 		echo "compare.sh: unknown scenario $1 (set ARGS_$1)" >&2
 		return 1
@@ -69,9 +71,13 @@ scenario_args() {
 	esac
 }
 
+# server_cmd SERVER SCENARIO: pipeline scenarios run streamd with the
+# 5-stage pipeline of bench/pipeline.yaml (only streamd has pipelines).
 server_cmd() {
+	local cfg=""
+	[[ ${2:-} != pipeline* ]] || cfg="--config bench/pipeline.yaml"
 	case $1 in
-	streamd) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn" ;;
+	streamd) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn $cfg" ;;
 	gorilla | nbio | gnet | centrifuge) echo "bin/peers/$1 --listen $HOST:$PORT" ;;
 	*)
 		echo "compare.sh: unknown server $1" >&2
@@ -177,7 +183,10 @@ for scn in $SCENARIOS; do
 	read -r -a gen_args <<<"$(scenario_args "$scn")"
 	[[ -z $SOURCES ]] || gen_args+=(--sources "$SOURCES")
 	for srv in $SERVERS; do
-		read -r -a srv_cmd <<<"$(server_cmd "$srv")"
+		if [[ $scn == pipeline* && $srv != streamd ]]; then
+			continue # the reference servers have no pipelines
+		fi
+		read -r -a srv_cmd <<<"$(server_cmd "$srv" "$scn")"
 		for rep in $(seq "$REPEAT"); do
 			name="$srv.$scn.$rep"
 			echo "== $name"

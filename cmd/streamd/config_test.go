@@ -249,7 +249,7 @@ func TestValidateCommand(t *testing.T) {
 			`mode "fast"`, "ring_size = 1", "rooms[0].match is empty"}},
 		{"addresses", "listen: nowhere\nadmin: \"h:99999\"\n", []string{`listen "nowhere"`, `admin "h:99999"`}},
 		{"idle below heartbeat", "heartbeat_interval: 30s\nidle_timeout: 10s\n", []string{"idle_timeout"}},
-		{"pipeline not a mapping", "pipelines: [scoring]\n", []string{"pipelines[0]"}},
+		{"pipeline not a mapping", "pipelines: [scoring]\n", []string{"bad.yaml:1:13:", "mapping is expected"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,7 +40,8 @@ var forbidden = map[string][]string{
 	"streamd/ring":      {"streamd/"}, // ring imports nothing of ours
 	"streamd/protocol":  {"streamd/"},
 	"streamd/netpoll":   {"streamd/engine", "streamd/operators", "streamd/state", "streamd/protocol"},
-	"streamd/operators": {"streamd/netpoll"},
+	"streamd/operators": {"streamd/netpoll", "streamd/engine", "streamd/pipeline", "streamd/protocol"},
+	"streamd/pipeline":  {"streamd/netpoll", "streamd/engine"},
 	"streamd/state":     {"streamd/netpoll"},
 }
 
