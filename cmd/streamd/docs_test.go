@@ -81,3 +81,48 @@ func TestDocsConfigsLoadAndRun(t *testing.T) {
 		t.Fatalf("only %d yaml blocks found", total)
 	}
 }
+
+// TestDefaultDemoPipeline: `make run` shows a newcomer the market demo:
+// within a few seconds room market_analysis gets per-symbol windows.
+func TestDefaultDemoPipeline(t *testing.T) {
+	fc, err := parseConfig(defaultConfigName, defaultYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free, off := "127.0.0.1:0", ""
+	s := resolve(fc, overrides{}, overrides{listen: &free, admin: &off, data: &off})
+	e, err := engine.New(s.Engine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = e.Close(ctx)
+	}()
+	got := make(chan string, 64)
+	stop, err := e.Subscribe("market_analysis", func(m *engine.Message) {
+		select {
+		case got <- string(m.Data()):
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	select {
+	case d := <-got:
+		for _, want := range []string{`"key":"`, `"avg":`, `"min":`, `"max":`, `"count":`, `"start":`, `"end":`} {
+			if !strings.Contains(d, want) {
+				t.Fatalf("demo message %s lacks %s", d, want)
+			}
+		}
+		t.Logf("market_analysis: %s", d)
+	case <-time.After(8 * time.Second):
+		t.Fatal("no demo message in market_analysis within 8s")
+	}
+}
