@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,37 @@ func recv(t *testing.T, ch chan string) string {
 		t.Fatal("nothing arrived")
 		return ""
 	}
+}
+
+func TestFileAndStdinInputs(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/in.jsonl"
+	if err := os.WriteFile(path, []byte("{\"n\":1}\n\nnot json\n{\"n\":2}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := stdinReader
+	stdinReader = strings.NewReader("{\"s\":1}\n{\"s\":2}\n")
+	defer func() { stdinReader = old }()
+	e := startEngine(t, func(c *Config) {
+		c.Pipelines = specs(t, `
+- {name: f, input: {file: "`+path+`"}, nodes: [{name: all, op: filter, if: "true"}], output: {room: files}}
+- {name: i, input: {stdin: true}, nodes: [{name: all, op: filter, if: "true"}], output: {room: files}}
+`)
+	})
+	seen := map[string]bool{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(seen) < 4 && time.Now().Before(deadline) {
+		for name, nodes := range e.PipelineStats() {
+			for _, n := range nodes {
+				if n.Name == "all" && n.Out == 2 {
+					seen[name] = true
+				}
+			}
+		}
+		if seen["f"] && seen["i"] {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("file/stdin inputs fed: %v (want 2 good lines each; the bad line skipped)", seen)
 }
