@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"maps"
 
 	"streamd/operators"
 )
@@ -111,9 +112,9 @@ func mapFunc(c *BuildContext) (func(Event) (Event, error), error) {
 			vals := make([][]byte, len(xs))
 			base, _ := ev.Value()
 			old, _ := base.(map[string]any)
-			nm := make(map[string]any, len(old)+len(xs))
-			for k, v := range old {
-				nm[k] = v
+			nm := maps.Clone(old) // copies the table in bulk
+			if nm == nil {
+				nm = make(map[string]any, len(xs))
 			}
 			for i, x := range xs {
 				b, v, err := x.JSON(&ev)

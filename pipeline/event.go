@@ -63,7 +63,7 @@ func (e *Event) Value() (any, error) {
 	d := e.val
 	if !d.done {
 		d.done = true
-		d.err = json.Unmarshal(e.Data, &d.v)
+		d.v, d.err = protocol.DecodeJSONValue(e.Data)
 	}
 	return d.v, d.err
 }
