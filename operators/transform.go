@@ -283,17 +283,17 @@ func (o *RetryOptions) Validate() error {
 func (o *RetryOptions) validate() error {
 	switch {
 	case o.MaxAttempts < 1:
-		return fmt.Errorf("MaxAttempts %d: must be at least 1 (0 means 3)", o.MaxAttempts)
+		return fmt.Errorf("option MaxAttempts %d: must be at least 1 (0 means 3)", o.MaxAttempts)
 	case o.Initial < 0:
-		return fmt.Errorf("Initial %v: must not be negative", o.Initial)
+		return fmt.Errorf("option Initial %v: must not be negative", o.Initial)
 	case o.Max < o.Initial:
-		return fmt.Errorf("Max %v is below Initial %v: raise Max", o.Max, o.Initial)
+		return fmt.Errorf("option Max %v is below Initial %v: raise Max", o.Max, o.Initial)
 	case o.Multiplier < 1:
-		return fmt.Errorf("Multiplier %v: must be at least 1 (0 means 2)", o.Multiplier)
+		return fmt.Errorf("option Multiplier %v: must be at least 1 (0 means 2)", o.Multiplier)
 	case o.Jitter < 0 || o.Jitter > 1:
-		return fmt.Errorf("Jitter %v: must be in [0, 1]", o.Jitter)
+		return fmt.Errorf("option Jitter %v: must be in [0, 1]", o.Jitter)
 	case o.MaxPending < 0:
-		return fmt.Errorf("MaxPending %d: must not be negative (0 means 1024)", o.MaxPending)
+		return fmt.Errorf("option MaxPending %d: must not be negative (0 means 1024)", o.MaxPending)
 	}
 	return nil
 }
@@ -571,9 +571,9 @@ func (o *ConcurrencyOptions) Validate() error {
 func (o *ConcurrencyOptions) validate() error {
 	switch {
 	case o.Concurrency < 1:
-		return fmt.Errorf("Concurrency %d: must be at least 1 (0 means GOMAXPROCS)", o.Concurrency)
+		return fmt.Errorf("option Concurrency %d: must be at least 1 (0 means GOMAXPROCS)", o.Concurrency)
 	case o.MaxInFlight < o.Concurrency:
-		return fmt.Errorf("MaxInFlight %d is below Concurrency %d: raise MaxInFlight (0 means 2×Concurrency)", o.MaxInFlight, o.Concurrency)
+		return fmt.Errorf("option MaxInFlight %d is below Concurrency %d: raise MaxInFlight (0 means 2×Concurrency)", o.MaxInFlight, o.Concurrency)
 	}
 	return nil
 }

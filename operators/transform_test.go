@@ -365,7 +365,7 @@ func TestConcurrentMapValidation(t *testing.T) {
 		fn   func(context.Context, int) (int, error)
 		want string
 	}{
-		{ConcurrencyOptions{Concurrency: -1}, fn, `operators: concurrent map "cm": Concurrency -1: must be at least 1 (0 means GOMAXPROCS)`},
+		{ConcurrencyOptions{Concurrency: -1}, fn, `operators: concurrent map "cm": option Concurrency -1: must be at least 1 (0 means GOMAXPROCS)`},
 		{ConcurrencyOptions{Concurrency: 4, MaxInFlight: 2}, fn, "MaxInFlight 2 is below Concurrency 4: raise MaxInFlight"},
 		{ConcurrencyOptions{}, nil, `concurrent map "cm": fn is nil`},
 	}
@@ -560,7 +560,7 @@ func TestRetryValidation(t *testing.T) {
 		opts RetryOptions
 		want string
 	}{
-		{RetryOptions{MaxAttempts: -1}, `operators: retry "r": MaxAttempts -1: must be at least 1`},
+		{RetryOptions{MaxAttempts: -1}, `operators: retry "r": option MaxAttempts -1: must be at least 1`},
 		{RetryOptions{Initial: -time.Second}, "Initial -1s: must not be negative"},
 		{RetryOptions{Initial: time.Second, Max: time.Millisecond}, "Max 1ms is below Initial 1s: raise Max"},
 		{RetryOptions{Multiplier: 0.5}, "Multiplier 0.5: must be at least 1"},

@@ -62,10 +62,11 @@ func buildFilter(c *BuildContext) (operators.Node, error) {
 		return nil, err
 	}
 	var f *operators.Filter[Event]
+	rep := c.reporter(func() *operators.Stats { return f.Stats() })
 	f = operators.NewFilter(c.Node.Name, func(ev Event) bool {
 		ok, err := x.Bool(&ev)
 		if err != nil {
-			f.Stats().Errors(1)
+			rep.fail(err, "if (the event is dropped)")
 		}
 		return ok
 	})

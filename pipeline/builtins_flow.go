@@ -60,6 +60,7 @@ func buildRouter(c *BuildContext) (operators.Node, error) {
 		return nil, c.Errorf("routes", "op router needs routes: [{name: N, if: expression}, …]")
 	}
 	var rt *operators.Router[Event]
+	rep := c.reporter(func() *operators.Stats { return rt.Stats() })
 	for i, r := range ns.Routes {
 		if !operators.ValidName(r.Name) || r.Name == operators.DefaultRoute {
 			return nil, c.Errorf("routes", "routes[%d]: name %q: use letters, digits, '_' and '-' (%q is the main output)", i, r.Name, operators.DefaultRoute)
@@ -71,7 +72,7 @@ func buildRouter(c *BuildContext) (operators.Node, error) {
 		opts.Rules = append(opts.Rules, operators.RouteRule[Event]{Name: r.Name, Match: func(ev Event) bool {
 			ok, err := x.Bool(&ev)
 			if err != nil {
-				rt.Stats().Errors(1)
+				rep.fail(err, "route "+r.Name+" (not taken)")
 			}
 			return ok
 		}})
@@ -90,23 +91,24 @@ func buildFlatMap(c *BuildContext) (operators.Node, error) {
 		return nil, err
 	}
 	var fm *operators.FlatMap[Event, Event]
+	rep := c.reporter(func() *operators.Stats { return fm.Stats() })
 	fm = operators.NewFlatMap(c.Node.Name, func(dst []Event, ev Event) []Event {
 		v, err := x.run(&ev)
 		if err != nil {
-			fm.Stats().Errors(1)
+			rep.fail(err, "each (the event is dropped)")
 			return dst
 		}
 		items, ok := v.([]any)
 		if !ok {
 			if v != nil {
-				fm.Stats().Errors(1)
+				rep.fail(fmt.Errorf("each gave %T, not an array", v), "each (the event is dropped)")
 			}
 			return dst
 		}
 		for _, it := range items {
 			b, err := marshal(it)
 			if err != nil {
-				fm.Stats().Errors(1)
+				rep.fail(err, "each element (dropped)")
 				continue
 			}
 			dst = append(dst, ev.WithData(b, it))
@@ -180,7 +182,14 @@ func buildMap(c *BuildContext) (operators.Node, error) {
 		inner = operators.NewTryMap(ns.Name, fn)
 	}
 	a := adapt(inner, passThrough)
-	convertPort(a, operators.ErrorPort, errorEvent)
+	rep := c.reporter(func() *operators.Stats { return nil }) // the map counted it
+	convertPort(a, operators.ErrorPort, func(f operators.Failed[Event]) Event {
+		ev := errorEvent(f)
+		if p, _ := a.Output(operators.ErrorPort); !p.Connected() {
+			rep.note(f.Err, "map (nothing reads its error port: the event is dropped)")
+		}
+		return ev
+	})
 	return a, nil
 }
 
@@ -193,10 +202,11 @@ func buildCatchError(c *BuildContext) (operators.Node, error) {
 		return nil, err
 	}
 	var m *operators.Map[Event, Event]
+	rep := c.reporter(func() *operators.Stats { return m.Stats() })
 	m = operators.NewMap(c.Node.Name, func(ev Event) Event {
 		out, err := fn(ev)
 		if err != nil {
-			m.Stats().Errors(1)
+			rep.fail(err, "to (the record is passed on unchanged)")
 			return ev
 		}
 		return out
@@ -226,5 +236,3 @@ func buildZip(c *BuildContext) (operators.Node, error) {
 	}
 	return z, nil
 }
-
-var _ = fmt.Sprint

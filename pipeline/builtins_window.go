@@ -83,9 +83,11 @@ func buildAggregate(c *BuildContext) (operators.Node, error) {
 		if err != nil {
 			return nil, err
 		}
+		rep := c.reporter(func() *operators.Stats { return nil }) // the aggregator counts NaNs
 		opts.Value = func(ev Event) float64 {
 			v, err := field.Float(&ev)
 			if err != nil {
+				rep.note(err, "field (the event is skipped)")
 				return math.NaN() // skipped, counted in the node's errors
 			}
 			return v

@@ -147,6 +147,3 @@ func (x *Expr) JSON(ev *Event) ([]byte, any, error) {
 	b, err := marshal(v)
 	return b, v, err
 }
-
-// clone returns a copy with its own VM, for another goroutine.
-func (x *Expr) clone() *Expr { return &Expr{Src: x.Src, prog: x.prog} }

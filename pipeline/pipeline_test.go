@@ -87,3 +87,38 @@ func TestConfigErrorsPointAtTheField(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildKeepsUnchangedNodeState: a reload that changes one node keeps
+// the others as they were, open windows included.
+func TestRebuildKeepsUnchangedNodeState(t *testing.T) {
+	const v1 = `
+- name: p
+  input: {stream: s}
+  nodes:
+    - {name: pass, op: filter, if: "data.n > 0"}
+    - {name: threes, op: aggregate, window: {count: 3}, fn: [count, sum], field: "data.n"}
+  output: {room: out}
+`
+	h := &fakeHost{}
+	specs, _ := ParseYAML([]byte(v1))
+	clk := operators.NewFakeClock(time.Unix(0, 0))
+	f := operators.NewFlow(operators.FlowOptions{Clock: clk})
+	p1, err := Build(specs[0], f, Options{Host: h}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Open()
+	push(p1, `{"n":1}`, `{"n":2}`)
+	specs2, _ := ParseYAML([]byte(strings.Replace(v1, "data.n > 0", "data.n > 1", 1)))
+	p2, err := Build(specs2[0], f, Options{Host: h}, p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.nodes["threes"] != p1.nodes["threes"] || p2.nodes["pass"] == p1.nodes["pass"] {
+		t.Fatal("the unchanged aggregate was not kept, or the changed filter was")
+	}
+	push(p2, `{"n":1}`, `{"n":4}`) // the new filter drops n=1
+	if got := strings.Join(h.rooms["out"], " "); got != `{"key":"","start":0,"end":0,"count":3,"sum":7}` {
+		t.Fatalf("after rebuild: %s (want the window opened before it, completed)", got)
+	}
+}

@@ -126,12 +126,9 @@ func validateMain(args []string, stdout, stderr io.Writer) int {
 
 // splitErrors flattens an errors.Join tree into one message per line.
 func splitErrors(err error) []string {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var out []string
-		for _, e := range j.Unwrap() {
-			out = append(out, splitErrors(e)...)
-		}
-		return out
+	var out []string
+	for _, e := range splitErrorValues(err) {
+		out = append(out, e.Error())
 	}
-	return []string{err.Error()}
+	return out
 }
