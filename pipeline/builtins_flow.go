@@ -124,7 +124,7 @@ func errorEvent(f operators.Failed[Event]) Event {
 	ev := f.Event
 	b := make([]byte, 0, len(ev.Data)+96)
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, f.Err.Error())
+	b = appendJSONString(b, firstLine(f.Err.Error()))
 	b = append(b, `,"node":`...)
 	b = appendJSONString(b, f.Node)
 	b = append(b, `,"attempts":`...)
