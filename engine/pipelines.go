@@ -475,6 +475,12 @@ func (e *Engine) applyPipelines(specs []pipeline.Spec) error {
 		})
 		if err != nil {
 			errs = append(errs, err)
+			if !fresh { // keep the running version
+				next[spec.Name] = rt
+				if rt.stream != "" {
+					streams[rt.stream] = append(streams[rt.stream], rt)
+				}
+			}
 			continue
 		}
 		next[spec.Name] = rt
