@@ -36,8 +36,9 @@ type RoomPolicy struct {
 	// Durable also appends messages to the Badger room log (state issue;
 	// accepted and reported, not yet persisted).
 	Durable bool `yaml:"durable" json:"durable"`
-	// Presence turns on join/leave notices (presence issue; accepted, not
-	// yet acted on).
+	// Presence turns on presence for the room: user_joined / user_left
+	// notices to its members, and `presence` / `presence_stats` queries
+	// (docs/presence.md).
 	Presence bool `yaml:"presence" json:"presence"`
 }
 
@@ -95,6 +96,18 @@ type Config struct {
 	// CompressionThreshold: messages shorter than this go uncompressed.
 	// Default 128 bytes.
 	CompressionThreshold int `yaml:"compression_threshold" json:"compression_threshold"`
+	// PresenceGrace: after a member's connection drops, how long its
+	// user may take to re-join before the others are told it left (a
+	// quick reconnect produces no leave/join pair). Default 5s.
+	PresenceGrace time.Duration `yaml:"presence_grace" json:"presence_grace"`
+	// PresenceCoalesceAbove: in a presence room with more members than
+	// this, joins and leaves are no longer announced one by one but as
+	// counts in one presence_batch notice per PresenceCoalesceInterval.
+	// Default 1000.
+	PresenceCoalesceAbove int `yaml:"presence_coalesce_above" json:"presence_coalesce_above"`
+	// PresenceCoalesceInterval is the period of presence_batch notices.
+	// Default 1s.
+	PresenceCoalesceInterval time.Duration `yaml:"presence_coalesce_interval" json:"presence_coalesce_interval"`
 	// Rooms are the per-room policies; the first whose Match fits wins.
 	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
 	// Pipelines are the config pipelines (docs/pipelines.md), started
@@ -138,6 +151,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.PipelineWorkers == 0 {
 		c.PipelineWorkers = 1
+	}
+	if c.PresenceGrace == 0 {
+		c.PresenceGrace = 5 * time.Second
+	}
+	if c.PresenceCoalesceAbove == 0 {
+		c.PresenceCoalesceAbove = 1000
+	}
+	if c.PresenceCoalesceInterval == 0 {
+		c.PresenceCoalesceInterval = time.Second
 	}
 	if c.RingSize == 0 {
 		c.RingSize = 4096
@@ -216,6 +238,15 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("engine: rooms[%d].history = %d: want -1..1048576", i, p.History))
 		}
 	}
+	if c.PresenceGrace < 0 {
+		errs = append(errs, fmt.Errorf("engine: presence_grace = %v: want ≥ 0 (0 means 5s; a tiny value such as 1ms turns grace off)", c.PresenceGrace))
+	}
+	if c.PresenceCoalesceAbove < 0 {
+		errs = append(errs, fmt.Errorf("engine: presence_coalesce_above = %d: want ≥ 0", c.PresenceCoalesceAbove))
+	}
+	if c.PresenceCoalesceInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("engine: presence_coalesce_interval = %v: want ≥ 10ms", c.PresenceCoalesceInterval))
+	}
 	if c.PipelineWorkers < 1 || c.PipelineWorkers > 256 {
 		errs = append(errs, fmt.Errorf("engine: pipeline_workers = %d: want 1..256", c.PipelineWorkers))
 	}
@@ -252,6 +283,26 @@ func (c *Config) netpollOptions() netpoll.Options {
 	}
 	o.EnsureDefaults()
 	return o
+}
+
+// presenceFor reports whether a room has presence on.
+func (c *Config) presenceFor(name string) bool {
+	for _, p := range c.Rooms {
+		if ok, _ := path.Match(p.Match, name); ok {
+			return p.Presence
+		}
+	}
+	return false
+}
+
+// anyPresence reports whether some policy turns presence on.
+func (c *Config) anyPresence() bool {
+	for _, p := range c.Rooms {
+		if p.Presence {
+			return true
+		}
+	}
+	return false
 }
 
 // historyFor returns the history length for a room name.

@@ -39,6 +39,8 @@ type Engine struct {
 	pipes    map[string]*pipeRT         // running pipelines by name
 	reloadMu sync.Mutex                 // serialises Start/Reload/Close of pipelines
 
+	presenceNotices atomic.Uint64 // presence notices broadcast (a batch counts once)
+
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
 	stop     chan struct{}
@@ -104,6 +106,10 @@ func (e *Engine) Start() error {
 	for i, x := range e.execs {
 		e.workerWG.Add(1)
 		go x.run(e.cfg.Loops + len(e.shards) + i)
+	}
+	if e.cfg.anyPresence() {
+		e.workerWG.Add(1)
+		go e.presenceTicker()
 	}
 	fail := func(err error) error {
 		close(e.stop)
@@ -178,6 +184,9 @@ func (e *Engine) room(name string) (*room, error) {
 		views:     make([]*roomView, e.cfg.Loops),
 	}
 	r.hist.capacity = e.cfg.historyFor(name)
+	if e.cfg.presenceFor(name) {
+		r.presence = newPresence(r)
+	}
 	e.rooms.Store(name, r)
 	e.roomCount.Add(1)
 	return r, nil
@@ -363,8 +372,9 @@ type Stats struct {
 	Published         uint64 `json:"published"`
 	Delivered         uint64 `json:"delivered"`
 	Errors            uint64 `json:"errors"`
-	Events            uint64 `json:"events"`  // `event` messages handed to pipelines
-	Results           uint64 `json:"results"` // pipeline results sent to clients
+	Events            uint64 `json:"events"`           // `event` messages handed to pipelines
+	Results           uint64 `json:"results"`          // pipeline results sent to clients
+	PresenceNotices   uint64 `json:"presence_notices"` // presence notices broadcast to a room (a batch counts once)
 	ProtocolErrors    int64  `json:"protocol_errors"`
 	SlowConsumerDrops int64  `json:"slow_consumer_drops"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`
@@ -375,7 +385,8 @@ type Stats struct {
 func (e *Engine) Stats() Stats {
 	ns := e.srv.Stats()
 	st := Stats{
-		Connections: ns.Open.Load(), Accepted: ns.Accepted.Load(), Rejected: ns.Rejected.Load(),
+		PresenceNotices: e.presenceNotices.Load(),
+		Connections:     ns.Open.Load(), Accepted: ns.Accepted.Load(), Rejected: ns.Rejected.Load(),
 		Rooms:          e.roomCount.Load(),
 		ProtocolErrors: ns.ProtocolErrors.Load(), SlowConsumerDrops: ns.SlowConsumerDrops.Load(),
 		IdleTimeouts: ns.IdleTimeouts.Load(), HandshakeFailures: ns.HandshakeFailures.Load() + ns.HandshakeTimeouts.Load(),

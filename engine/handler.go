@@ -18,6 +18,7 @@ const (
 	CodeTooManyRooms  = "too_many_rooms"
 	CodeUnknownStream = "unknown_stream"
 	CodeMissingStream = "missing_stream"
+	CodeUnknownRoom   = "unknown_room"
 )
 
 // netpoll.Handler implementation: every method runs on the connection's loop.
@@ -148,6 +149,30 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 		if err != nil || r == nil || s.find(r) == nil {
 			ls.replyError(s, env.ID, notJoined(env.Room, err))
 		}
+	case protocol.TypePresence, protocol.TypePresenceStats:
+		r, err := ls.existingRoom(env.Room)
+		if err == nil && r == nil {
+			if ls.e.cfg.presenceFor(string(env.Room)) {
+				r, err = ls.roomFor(env.Room) // an empty presence room answers too
+			} else {
+				err = errPresenceOff
+			}
+		}
+		if err == nil && r.presence == nil {
+			err = errPresenceOff
+		}
+		if err != nil {
+			ls.replyError(s, env.ID, err)
+			return
+		}
+		c := command{kind: cmdPresence, room: r, sess: s, extra: &cmdExtra{cursor: env.Cursor, limit: int(min(env.Limit, MaxPresencePage))}}
+		if env.Type == protocol.TypePresenceStats {
+			c.kind = cmdPresenceStats
+		}
+		if env.ID != nil {
+			c.msg = idCarrier(encJSON, transcode(nil, env.ID, s.enc, encJSON))
+		}
+		ls.send(c)
 	case protocol.TypeEvent:
 		if len(env.Stream) == 0 {
 			ls.replyError(s, env.ID, &protocol.Error{Code: CodeMissingStream, Message: "event needs a stream"})
@@ -163,6 +188,14 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 
 func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
 	c := command{kind: cmdJoin, room: r, sess: s, since: env.Since, hasSince: env.HasSince}
+	if r.presence != nil {
+		ex, err := ls.presenceJoin(s, env)
+		if err != nil {
+			ls.replyError(s, env.ID, err)
+			return
+		}
+		c.extra = ex
+	}
 	m := s.find(r)
 	if m == nil {
 		if len(s.joins) >= ls.e.cfg.MaxRoomsPerConn {

@@ -207,6 +207,14 @@ func (ls *loopState) handleOut(o *out) {
 			s.write(ls.resultFrame(s, o))
 		}
 		o.msg.release()
+	case outNotice:
+		ls.deliverEnvelope(o.room, o.msg)
+		o.msg.release()
+	case outReply:
+		if s := o.sess; !s.closed {
+			s.write(ls.envelopeFrame(s, o.msg.data))
+		}
+		o.msg.release()
 	case outLeft:
 		s := o.sess
 		if !s.closed {
@@ -304,6 +312,41 @@ func (ls *loopState) messageFrame(s *session, m *Message) []byte {
 		b = protocol.AppendMessageMsgpack(b, m.room.nameB, m.seq, data)
 	}
 	return ls.finish(s, b)
+}
+
+// envelopeFrame makes a frame of a whole JSON envelope built by a shard
+// (a presence notice or answer), transcoded for a msgpack client.
+func (ls *loopState) envelopeFrame(s *session, env []byte) []byte {
+	if s.enc != encJSON {
+		ls.conv = transcode(ls.conv[:0], env, encJSON, s.enc)
+		env = ls.conv
+	}
+	b := ls.np.BeginFrame(len(env))
+	b = append(b, env...)
+	return ls.finish(s, b)
+}
+
+// deliverEnvelope writes a JSON envelope to this loop's members of r,
+// encoding it once per kind of member (JSON/msgpack × deflate or not).
+func (ls *loopState) deliverEnvelope(r *room, m *Message) {
+	v := r.views[ls.index]
+	if v == nil || len(v.members) == 0 {
+		return
+	}
+	ls.frames = [4][]byte{}
+	for _, s := range v.members {
+		k := int(s.enc) << 1
+		if s.conn.Deflate() {
+			k |= 1
+		}
+		f := ls.frames[k]
+		if f == nil {
+			f = ls.envelopeFrame(s, m.data)
+			ls.frames[k] = f
+		}
+		s.conn.Write(f)
+	}
+	ls.writes += len(v.members)
 }
 
 // resultFrame encodes a pipeline's result for s.

@@ -59,6 +59,8 @@ func (e *Engine) Collector() prometheus.Collector {
 			func(s *Stats) float64 { return float64(s.Events) }),
 		counter("streamd_results_total", "Pipeline `result`s sent to clients.",
 			func(s *Stats) float64 { return float64(s.Results) }),
+		counter("streamd_presence_notices_total", "Presence notices broadcast to a room (user_joined, user_left, presence_batch).",
+			func(s *Stats) float64 { return float64(s.PresenceNotices) }),
 	}}
 }
 

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
+
+	"streamd/operators"
 
 	"streamd/ring"
 )
@@ -19,6 +22,10 @@ type room struct {
 	hist      history
 	loopCount []int32 // members per loop; a loop gets deliveries while > 0
 	subs      []*subscription
+
+	// presence is set at creation for rooms whose policy has presence on
+	// (the pointer never changes; what it points to is shard-owned).
+	presence *presence
 
 	// views[i] is loop i's list of its local members (loop-owned).
 	views []*roomView
@@ -38,6 +45,8 @@ const (
 	cmdLeave           // leave with an answer
 	cmdDrop            // leave without an answer (the session closed)
 	cmdPublish         // publish msg to room
+	cmdPresence        // presence query (extra: cursor, limit)
+	cmdPresenceStats   // presence_stats query
 )
 
 // command travels from a loop to the shard that owns its room. The shard
@@ -49,6 +58,7 @@ type command struct {
 	sess     *session
 	msg      *Message // cmdPublish (with its ref); for join/leave carries the id
 	since    uint64
+	extra    *cmdExtra // presence joins and queries only
 }
 
 // outKind is what a shard tells a loop.
@@ -60,6 +70,8 @@ const (
 	outLeft                       // sess left room
 	outAck                        // sess's publish (msg, with its id) got seq
 	outResult                     // a pipeline's result (msg: data and id) for sess
+	outNotice                     // a presence notice (msg: a JSON envelope) for room's members
+	outReply                      // an answer (msg: a JSON envelope) for sess
 )
 
 // out travels from a shard to a loop.
@@ -107,6 +119,12 @@ type shard struct {
 	worker *worker // ModeRings only
 
 	counters counters // this shard's totals (published)
+
+	// Presence timers (grace ends, notice batches), fired by the
+	// presence ticker under mu; pendingTimers lets it skip idle shards
+	// without taking the lock.
+	timers        operators.Timers
+	pendingTimers atomic.Int32
 }
 
 // exec is who is running shard code now: the loop itself (inline calls may
@@ -155,6 +173,9 @@ func (sh *shard) handle(x exec, c *command) {
 	r := c.room
 	li := c.sess.ls.index
 	switch c.kind {
+	case cmdPresence, cmdPresenceStats:
+		sh.answerPresence(x, c)
+		return
 	case cmdJoin, cmdRejoin:
 		if c.kind == cmdJoin {
 			r.loopCount[li]++
@@ -169,6 +190,9 @@ func (sh *shard) handle(x exec, c *command) {
 			}
 		}
 		sh.emit(x, li, o)
+		if r.presence != nil && c.kind == cmdJoin {
+			r.presence.join(sh, x, c.sess, c.extra)
+		}
 	case cmdLeave, cmdDrop:
 		if r.loopCount[li] > 0 {
 			r.loopCount[li]--
@@ -177,6 +201,9 @@ func (sh *shard) handle(x exec, c *command) {
 			sh.emit(x, li, out{kind: outLeft, room: r, sess: c.sess, msg: c.msg})
 		} else if c.msg != nil {
 			c.msg.release()
+		}
+		if r.presence != nil {
+			r.presence.leave(sh, x, c.sess, c.kind == cmdLeave)
 		}
 	case cmdPublish:
 		sh.publish(x, r, c.msg, c.sess)

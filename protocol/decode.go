@@ -112,7 +112,7 @@ func lookupEscapedKey(raw []byte) field {
 // jsonField decodes the value at b[i] (i < len(b)) of a member whose key is f.
 func (d *Decoder) jsonField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Error) {
 	switch f {
-	case fieldType, fieldRoom, fieldStream, fieldProducer:
+	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID:
 		if b[i] != '"' {
 			fe.notString(e, f)
 			break
@@ -127,14 +127,14 @@ func (d *Decoder) jsonField(b []byte, i int, f field, e *Envelope, fe *fieldErro
 		}
 		fe.setString(e, f, s)
 		return end, nil
-	case fieldID, fieldData:
+	case fieldID, fieldData, fieldInfo:
 		end, err := skipValue(b, i, 1)
 		if err != nil {
 			return 0, err
 		}
 		e.setRaw(f, b[i:end:end])
 		return end, nil
-	case fieldSince, fieldSeq, fieldPSeq:
+	case fieldSince, fieldSeq, fieldPSeq, fieldCursor, fieldLimit:
 		if !isDigit(b[i]) { // negative numbers and other kinds
 			fe.bad(notUintErr(f))
 			break
@@ -218,7 +218,7 @@ func decodeMsgpack(b []byte, e *Envelope, fe *fieldErrors) *Error {
 // mpField decodes the msgpack value at b[i] of a member whose key is f.
 func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Error) {
 	switch f {
-	case fieldType, fieldRoom, fieldStream, fieldProducer:
+	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID:
 		start, end, isStr, err := mpStrSpan(b, i)
 		if err != nil {
 			return 0, err
@@ -228,14 +228,14 @@ func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Erro
 			return end, nil
 		}
 		fe.notString(e, f)
-	case fieldID, fieldData:
+	case fieldID, fieldData, fieldInfo:
 		end, err := mpSkip(b, i, 1)
 		if err != nil {
 			return 0, err
 		}
 		e.setRaw(f, b[i:end:end])
 		return end, nil
-	case fieldSince, fieldSeq, fieldPSeq:
+	case fieldSince, fieldSeq, fieldPSeq, fieldCursor, fieldLimit:
 		v, end, ok, err := mpUint(b, i)
 		if err != nil {
 			return 0, err
@@ -251,9 +251,12 @@ func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Erro
 
 // setRaw keeps the raw encoded value of the id or data field.
 func (e *Envelope) setRaw(f field, raw []byte) {
-	if f == fieldID {
+	switch f {
+	case fieldID:
 		e.ID = raw
-	} else {
+	case fieldInfo:
+		e.Info = raw
+	default:
 		e.Data = raw
 	}
 }

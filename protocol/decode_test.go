@@ -309,3 +309,35 @@ func TestParseType(t *testing.T) {
 		t.Error("unknown names must map to TypeUnknown")
 	}
 }
+
+func TestDecodePresenceFields(t *testing.T) {
+	var d Decoder
+	var e Envelope
+	if err := d.DecodeJSON([]byte(`{"type":"join","room":"r","user_id":"ann","info":{"app":"web"}}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != TypeJoin || string(e.UserID) != "ann" || string(e.Info) != `{"app":"web"}` {
+		t.Fatalf("%+v", e)
+	}
+	e.Reset()
+	if err := d.DecodeJSON([]byte(`{"type":"presence","room":"r","cursor":5,"limit":10}`), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != TypePresence || !e.HasCursor || e.Cursor != 5 || !e.HasLimit || e.Limit != 10 {
+		t.Fatalf("%+v", e)
+	}
+	e.Reset()
+	if err := d.DecodeJSON([]byte(`{"type":"presence_stats","room":"r"}`), &e); err != nil || e.Type != TypePresenceStats {
+		t.Fatalf("%+v %v", e, err)
+	}
+	for src, want := range map[string]string{
+		`{"type":"join","room":"r","user_id":7}`:      `"user_id" must be a string`,
+		`{"type":"presence","room":"r","limit":-1}`:   `"limit" must be a non-negative integer`,
+		`{"type":"presence","room":"r","cursor":"x"}`: `"cursor" must be a non-negative integer`,
+	} {
+		e.Reset()
+		if err := d.DecodeJSON([]byte(src), &e); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", src, err, want)
+		}
+	}
+}

@@ -18,6 +18,8 @@ const (
 	TypeEvent
 	TypePing
 	TypeAck
+	TypePresence
+	TypePresenceStats
 	typeCount // keep last: the number of defined types
 )
 
@@ -29,6 +31,9 @@ var typeNames = [typeCount]string{
 	TypeEvent:   "event",
 	TypePing:    "ping",
 	TypeAck:     "ack",
+
+	TypePresence:      "presence",
+	TypePresenceStats: "presence_stats",
 }
 
 // String returns the wire name of t ("join", …), or "unknown".
@@ -55,6 +60,10 @@ func ParseType(name []byte) Type {
 		return TypePing
 	case "ack":
 		return TypeAck
+	case "presence":
+		return TypePresence
+	case "presence_stats":
+		return TypePresenceStats
 	}
 	return TypeUnknown
 }
@@ -88,6 +97,15 @@ type Envelope struct {
 	Producer []byte // optional producer id (exactly-once work)
 	PSeq     uint64 // producer sequence, valid when HasPSeq
 	HasPSeq  bool
+	// UserID is the client-supplied user name of a join (presence).
+	UserID []byte
+	// Info is the raw encoded "info" value of a join: client information
+	// shown in presence answers.
+	Info      []byte
+	Cursor    uint64 // presence paging: valid when HasCursor
+	HasCursor bool
+	Limit     uint64 // presence paging: valid when HasLimit
+	HasLimit  bool
 }
 
 // Reset clears e for reuse without releasing anything it points to.
@@ -119,14 +137,17 @@ const (
 // Pre-built errors: the decode error paths (except unknown_type, which names
 // the type) allocate nothing. Callers must not modify them.
 var (
-	errMissingType  = &Error{CodeMissingType, `message has no "type" field`}
-	errTypeNotStr   = &Error{CodeBadField, `"type" must be a string`}
-	errRoomNotStr   = &Error{CodeBadField, `"room" must be a string`}
-	errStreamNotStr = &Error{CodeBadField, `"stream" must be a string`}
-	errProdNotStr   = &Error{CodeBadField, `"producer" must be a string`}
-	errSinceNotUint = &Error{CodeBadField, `"since" must be a non-negative integer`}
-	errSeqNotUint   = &Error{CodeBadField, `"seq" must be a non-negative integer`}
-	errPSeqNotUint  = &Error{CodeBadField, `"pseq" must be a non-negative integer`}
+	errMissingType   = &Error{CodeMissingType, `message has no "type" field`}
+	errTypeNotStr    = &Error{CodeBadField, `"type" must be a string`}
+	errRoomNotStr    = &Error{CodeBadField, `"room" must be a string`}
+	errStreamNotStr  = &Error{CodeBadField, `"stream" must be a string`}
+	errProdNotStr    = &Error{CodeBadField, `"producer" must be a string`}
+	errSinceNotUint  = &Error{CodeBadField, `"since" must be a non-negative integer`}
+	errSeqNotUint    = &Error{CodeBadField, `"seq" must be a non-negative integer`}
+	errPSeqNotUint   = &Error{CodeBadField, `"pseq" must be a non-negative integer`}
+	errUserNotStr    = &Error{CodeBadField, `"user_id" must be a string`}
+	errCursorNotUint = &Error{CodeBadField, `"cursor" must be a non-negative integer`}
+	errLimitNotUint  = &Error{CodeBadField, `"limit" must be a non-negative integer`}
 
 	errMissingRoom = &Error{CodeMissingRoom, "room name is empty"}
 	errRoomTooLong = &Error{CodeRoomTooLong, "room name is too long"}
@@ -192,6 +213,10 @@ const (
 	fieldSeq
 	fieldProducer
 	fieldPSeq
+	fieldUserID
+	fieldInfo
+	fieldCursor
+	fieldLimit
 )
 
 func lookupField(key []byte) field {
@@ -214,6 +239,14 @@ func lookupField(key []byte) field {
 		return fieldProducer
 	case "pseq":
 		return fieldPSeq
+	case "user_id":
+		return fieldUserID
+	case "info":
+		return fieldInfo
+	case "cursor":
+		return fieldCursor
+	case "limit":
+		return fieldLimit
 	}
 	return fieldUnknown
 }
@@ -260,6 +293,8 @@ func notStringErr(f field) *Error {
 		return errStreamNotStr
 	case fieldProducer:
 		return errProdNotStr
+	case fieldUserID:
+		return errUserNotStr
 	}
 	return errTypeNotStr
 }
@@ -270,6 +305,10 @@ func notUintErr(f field) *Error {
 		return errSinceNotUint
 	case fieldSeq:
 		return errSeqNotUint
+	case fieldCursor:
+		return errCursorNotUint
+	case fieldLimit:
+		return errLimitNotUint
 	}
 	return errPSeqNotUint
 }
@@ -285,6 +324,8 @@ func (fe *fieldErrors) setString(e *Envelope, f field, s []byte) {
 		e.Stream = s
 	case fieldProducer:
 		e.Producer = s
+	case fieldUserID:
+		e.UserID = s
 	}
 }
 
@@ -305,5 +346,9 @@ func setUint(e *Envelope, f field, v uint64) {
 		e.Seq, e.HasSeq = v, true
 	case fieldPSeq:
 		e.PSeq, e.HasPSeq = v, true
+	case fieldCursor:
+		e.Cursor, e.HasCursor = v, true
+	case fieldLimit:
+		e.Limit, e.HasLimit = v, true
 	}
 }

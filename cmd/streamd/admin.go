@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,8 @@ const adminIndex = `streamd admin
   /stats/pipelines  every pipeline operator's counters and latency (JSON)
   POST /ingest?stream=S   feed S's pipelines: one JSON value, or JSON lines
   POST /reload    re-read the config file and swap in changed pipelines (as SIGHUP)
+  /presence?room=R[&cursor=C&limit=N]   a presence room's members, paged (JSON)
+  /presence/stats?room=R                its member and unique-user counts (JSON)
   /debug/pprof/   Go profiles (net/http/pprof)
 `
 
@@ -115,6 +118,21 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(eng.PipelineStats())
 	})
+	mux.HandleFunc("GET /presence", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		cursor, err1 := parseUintParam(q.Get("cursor"))
+		limit, err2 := parseUintParam(q.Get("limit"))
+		if err := errors.Join(err1, err2); err != nil {
+			http.Error(w, "presence: cursor and limit are non-negative integers", http.StatusBadRequest)
+			return
+		}
+		pg, err := eng.Presence(q.Get("room"), cursor, int(min(limit, 1<<20)))
+		writeJSONOr(w, pg, err)
+	})
+	mux.HandleFunc("GET /presence/stats", func(w http.ResponseWriter, r *http.Request) {
+		st, err := eng.PresenceStats(r.URL.Query().Get("room"))
+		writeJSONOr(w, st, err)
+	})
 	mux.HandleFunc("POST /ingest", func(w http.ResponseWriter, r *http.Request) {
 		ingest(w, r, eng)
 	})
@@ -187,4 +205,28 @@ func ingest(w http.ResponseWriter, r *http.Request, eng *engine.Engine) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, "{\"ingested\":%d}\n", n)
+}
+
+func parseUintParam(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// writeJSONOr writes v as JSON, or err as 404 (presence off, no such
+// room) or 400 (a bad room name).
+func writeJSONOr(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		code := http.StatusBadRequest
+		if strings.Contains(err.Error(), engine.CodePresenceOff) {
+			code = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

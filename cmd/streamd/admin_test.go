@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"streamd/engine"
+	"streamd/engine/enginetest"
 )
 
 // TestAdminReportsEngine embeds an engine the way README.md shows, uses it
@@ -73,5 +76,38 @@ func TestAdminReportsEngine(t *testing.T) {
 	a.draining.Store(true)
 	if code, _ := httpGet(t, srv.URL+"/healthz"); code != 503 {
 		t.Errorf("/healthz while draining = %d, want 503", code)
+	}
+}
+
+func TestAdminPresence(t *testing.T) {
+	eng := enginetest.Start(t, engine.Config{Rooms: []engine.RoomPolicy{{Match: "p.*", Presence: true}}})
+	a := &adminServer{}
+	srv := httptest.NewServer(a.mux(eng, slog.New(slog.NewTextHandler(io.Discard, nil)), nil))
+	defer srv.Close()
+	ws, _, err := websocket.DefaultDialer.Dial(enginetest.URL(eng), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	_ = ws.WriteJSON(map[string]any{"type": "join", "room": "p.a", "user_id": "ann", "info": map[string]any{"v": 1}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := httpGet(t, srv.URL+"/presence/stats?room=p.a")
+		if code == 200 && strings.Contains(body, `"members": 1`) && strings.Contains(body, `"users": 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/presence/stats: %d %s", code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, body := httpGet(t, srv.URL+"/presence?room=p.a&limit=10"); code != 200 || !strings.Contains(body, `"user_id": "ann"`) || !strings.Contains(body, `"v": 1`) {
+		t.Fatalf("/presence: %d %s", code, body)
+	}
+	if code, _ := httpGet(t, srv.URL+"/presence?room=other"); code != 404 {
+		t.Fatalf("/presence of a room without presence: %d, want 404", code)
+	}
+	if code, _ := httpGet(t, srv.URL+"/presence?room=p.a&limit=x"); code != 400 {
+		t.Fatalf("bad limit: %d, want 400", code)
 	}
 }
