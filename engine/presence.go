@@ -429,4 +429,3 @@ func (ls *loopState) presenceJoin(s *session, env *protocol.Envelope) (*cmdExtra
 	}
 	return ex, nil
 }
-

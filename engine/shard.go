@@ -40,13 +40,13 @@ type subscription struct {
 type cmdKind uint8
 
 const (
-	cmdJoin    cmdKind = iota + 1
-	cmdRejoin          // join of a room the session is already in (no count change)
-	cmdLeave           // leave with an answer
-	cmdDrop            // leave without an answer (the session closed)
-	cmdPublish         // publish msg to room
-	cmdPresence        // presence query (extra: cursor, limit)
-	cmdPresenceStats   // presence_stats query
+	cmdJoin          cmdKind = iota + 1
+	cmdRejoin                // join of a room the session is already in (no count change)
+	cmdLeave                 // leave with an answer
+	cmdDrop                  // leave without an answer (the session closed)
+	cmdPublish               // publish msg to room
+	cmdPresence              // presence query (extra: cursor, limit)
+	cmdPresenceStats         // presence_stats query
 )
 
 // command travels from a loop to the shard that owns its room. The shard
