@@ -238,6 +238,10 @@ func TestEndToEnd(t *testing.T) {
 	if m := read(); m["type"] != "joined" || m["room"] != "chat.lobby" || m["id"] != 1.0 {
 		t.Fatalf("join answer = %v", m)
 	}
+	// chat.* has presence on in the default config: our own arrival
+	if m := read(); m["type"] != "user_joined" || m["members"] != 1.0 {
+		t.Fatalf("got %v, want our user_joined", m)
+	}
 	send(`{"type":"publish","room":"chat.lobby","data":{"text":"hi"}}`)
 	m := read() // no "id" on the publish: no ack, just the message
 	if m["type"] != "message" || m["room"] != "chat.lobby" || m["seq"] != 1.0 {
