@@ -108,6 +108,13 @@ type Config struct {
 	// PresenceCoalesceInterval is the period of presence_batch notices.
 	// Default 1s.
 	PresenceCoalesceInterval time.Duration `yaml:"presence_coalesce_interval" json:"presence_coalesce_interval"`
+	// Metrics is "full" (default: stage latency histograms, a few clock
+	// reads per message) or "minimal" (counters only).
+	Metrics string `yaml:"metrics" json:"metrics"`
+	// MetricsInterval is how often a snapshot is taken, published into
+	// the room "$sys.metrics" and checked against Alerts. Default 1s;
+	// negative turns snapshots (and alerts) off.
+	MetricsInterval time.Duration `yaml:"metrics_interval" json:"metrics_interval"`
 	// Rooms are the per-room policies; the first whose Match fits wins.
 	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
 	// Pipelines are the config pipelines (docs/pipelines.md), started
@@ -151,6 +158,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.PipelineWorkers == 0 {
 		c.PipelineWorkers = 1
+	}
+	if c.Metrics == "" {
+		c.Metrics = MetricsFull
+	}
+	if c.MetricsInterval == 0 {
+		c.MetricsInterval = time.Second
 	}
 	if c.PresenceGrace == 0 {
 		c.PresenceGrace = 5 * time.Second
@@ -238,6 +251,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("engine: rooms[%d].history = %d: want -1..1048576", i, p.History))
 		}
 	}
+	if c.Metrics != MetricsFull && c.Metrics != MetricsMinimal {
+		errs = append(errs, fmt.Errorf("engine: metrics %q: want full or minimal", c.Metrics))
+	}
+	if c.MetricsInterval > 0 && c.MetricsInterval < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("engine: metrics_interval = %v: want ≥ 10ms (or negative for off)", c.MetricsInterval))
+	}
 	if c.PresenceGrace < 0 {
 		errs = append(errs, fmt.Errorf("engine: presence_grace = %v: want ≥ 0 (0 means 5s; a tiny value such as 1ms turns grace off)", c.PresenceGrace))
 	}
@@ -279,6 +298,7 @@ func (c *Config) netpollOptions() netpoll.Options {
 		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit,
 		DisableCompression: c.DisableCompression, CompressionThreshold: c.CompressionThreshold,
 		CompressionClientTakeover: c.CompressionClientTakeover,
+		MeasureWrites:             c.Metrics == MetricsFull,
 		Logger:                    c.Logger,
 	}
 	o.EnsureDefaults()

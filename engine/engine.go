@@ -22,6 +22,7 @@ import (
 type Engine struct {
 	cfg    Config
 	inline bool
+	full   bool // Metrics == MetricsFull: measure stage latencies
 	srv    *netpoll.Server
 	shards []*shard
 	loops  []atomic.Pointer[loopState] // by loop index, set on first connection
@@ -40,6 +41,9 @@ type Engine struct {
 	reloadMu sync.Mutex                 // serialises Start/Reload/Close of pipelines
 
 	presenceNotices atomic.Uint64 // presence notices broadcast (a batch counts once)
+
+	started  time.Time
+	snapshot atomic.Pointer[MetricsSnapshot] // the latest, for Metrics()
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
@@ -60,7 +64,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, seed: maphash.MakeSeed(), stop: make(chan struct{})}
+	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, full: cfg.Metrics == MetricsFull, seed: maphash.MakeSeed(), stop: make(chan struct{}), started: time.Now()}
 	nShards := max(cfg.Workers, 1)
 	e.loops = make([]atomic.Pointer[loopState], cfg.Loops)
 	for i := 0; i < nShards; i++ {
@@ -110,6 +114,10 @@ func (e *Engine) Start() error {
 	if e.cfg.anyPresence() {
 		e.workerWG.Add(1)
 		go e.presenceTicker()
+	}
+	if e.cfg.MetricsInterval > 0 {
+		e.workerWG.Add(1)
+		go e.metricsLoop()
 	}
 	fail := func(err error) error {
 		close(e.stop)
@@ -210,7 +218,9 @@ func (e *Engine) Publish(roomName string, data []byte) (uint64, error) {
 	}
 	sh := r.shard
 	sh.mu.Lock()
-	sh.publish(exec{}, r, newMessage(encJSON, data, nil), nil)
+	m := newMessage(encJSON, data, nil)
+	m.t0 = e.now()
+	sh.publish(exec{}, r, m, nil)
 	seq := r.seq
 	sh.flushWakes()
 	sh.mu.Unlock()
@@ -284,6 +294,7 @@ func (w *worker) run(cpu int) {
 	for {
 		n := 0
 		sh.mu.Lock()
+		x := exec{now: sh.e.now()}
 		for _, in := range sh.in {
 			for k := 0; k < workerBatch; k++ {
 				c := in.Peek()
@@ -292,7 +303,10 @@ func (w *worker) run(cpu int) {
 				}
 				cmd := *c
 				in.Release()
-				sh.handle(exec{}, &cmd)
+				if cmd.t != 0 {
+					sh.metrics.ring.Record(x.now - cmd.t)
+				}
+				sh.handle(x, &cmd)
 				n++
 			}
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"streamd/ring"
+	"time"
 
 	"streamd/netpoll"
 	"streamd/protocol"
@@ -85,12 +86,30 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 	}
 }
 
-// OnMessage decodes one envelope and acts on it.
+// OnMessage decodes one envelope and acts on it, and records the ingress
+// stage: from the read that brought the frame to the command queued (or
+// the answer written).
 func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 	s, _ := c.Ctx.(*session)
 	if s == nil {
 		return
 	}
+	if !e.full {
+		e.onMessage(s, op, payload, 0)
+		return
+	}
+	ls := s.ls
+	t0 := ls.np.Now()
+	ls.sentAt = 0
+	e.onMessage(s, op, payload, t0)
+	end := ls.sentAt
+	if end == 0 {
+		end = time.Now().UnixNano()
+	}
+	ls.metrics.ingress.Record(end - t0)
+}
+
+func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 	ls := s.ls
 	ls.counters.received.Add(1)
 	env := &ls.env
@@ -133,7 +152,9 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 			ls.replyError(s, env.ID, err)
 			return
 		}
-		ls.send(command{kind: cmdPublish, room: r, sess: s, msg: newMessage(s.enc, env.Data, env.ID)})
+		m := newMessage(s.enc, env.Data, env.ID)
+		m.t0 = t0
+		ls.send(command{kind: cmdPublish, room: r, sess: s, msg: m})
 	case protocol.TypePing:
 		b := ls.np.BeginFrame(32 + len(env.ID))
 		if s.enc == encJSON {
@@ -267,6 +288,7 @@ func (ls *loopState) replyError(s *session, id []byte, err error) {
 		pe = &protocol.Error{Code: "internal", Message: err.Error()}
 	}
 	ls.counters.errors.Add(1)
+	ls.metrics.errCodes[errorCodeIndex(pe.Code)].Inc()
 	b := ls.np.BeginFrame(64 + len(id) + len(pe.Code) + len(pe.Message))
 	if s.enc == encJSON {
 		b = protocol.AppendErrorJSON(b, id, pe.Code, pe.Message)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"runtime"
+	"time"
 
 	"streamd/netpoll"
 	"streamd/protocol"
@@ -25,6 +26,8 @@ type loopState struct {
 	writes  int                   // frames queued since the wake began
 
 	counters counters // this loop's totals (received, delivered, errors)
+	metrics  loopMetrics
+	sentAt   int64 // Metrics full: when the last command was queued (Unix ns)
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -93,6 +96,7 @@ func (ls *loopState) addToView(s *session, m *membership) {
 	}
 	m.pos = int32(len(v.members))
 	v.members = append(v.members, s)
+	ls.metrics.members.Add(1)
 }
 
 // removeFromView takes s out of r's view (swap-remove).
@@ -101,6 +105,7 @@ func (ls *loopState) removeFromView(s *session, m *membership) {
 		return
 	}
 	v := m.room.views[ls.index]
+	ls.metrics.members.Add(-1)
 	last := len(v.members) - 1
 	moved := v.members[last]
 	v.members[m.pos] = moved
@@ -117,6 +122,10 @@ func (ls *loopState) removeFromView(s *session, m *membership) {
 // send hands c to the shard that owns its room.
 func (ls *loopState) send(c command) {
 	sh := c.room.shard
+	if ls.e.full {
+		c.t = time.Now().UnixNano()
+		ls.sentAt = c.t
+	}
 	if ls.e.inline {
 		// An API caller holding the shard may be waiting for this loop to
 		// drain its ring: drain while waiting, never block on the lock.
@@ -124,7 +133,7 @@ func (ls *loopState) send(c command) {
 			ls.drainFrom(sh, -1)
 			runtime.Gosched()
 		}
-		sh.handle(exec{loop: ls}, &c)
+		sh.handle(exec{loop: ls, now: c.t}, &c)
 		sh.flushWakes()
 		sh.mu.Unlock()
 		return
@@ -296,6 +305,13 @@ func (ls *loopState) deliver(r *room, m *Message) {
 	}
 	ls.writes += len(v.members)
 	ls.counters.delivered.Add(uint64(len(v.members)))
+	if m.t0 != 0 {
+		now := time.Now().UnixNano()
+		ls.metrics.e2e.Record(now - m.t0)
+		if m.tp != 0 {
+			ls.metrics.fanout.Record(now - m.tp)
+		}
+	}
 }
 
 // messageFrame encodes m as a `message` frame for s's encoding.

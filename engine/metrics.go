@@ -74,6 +74,21 @@ var (
 	pipeLate     = prometheus.NewDesc("streamd_pipeline_late_events_total", "Events that came after their window closed (sent to the late port).", pipeLabels, nil)
 	pipeLatency  = prometheus.NewDesc("streamd_pipeline_node_latency_seconds", "A node's own processing time per event, quantiles over its lifetime.", append(pipeLabels, "quantile"), nil)
 	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency}
+
+	stageLatency = prometheus.NewDesc("streamd_stage_latency_seconds",
+		"Latency by stage of the message path (metrics: full): ingress, ring, fanout, write (per flush), e2e (frame read → delivery queued).",
+		[]string{"stage"}, nil)
+	errorsByCode  = prometheus.NewDesc("streamd_errors_by_code_total", "Error envelopes sent to clients, by code.", []string{"code"}, nil)
+	closedBy      = prometheus.NewDesc("streamd_connections_closed_total", "Connections closed, by reason.", []string{"reason"}, nil)
+	bytesIn       = prometheus.NewDesc("streamd_bytes_received_total", "WebSocket frame bytes received.", nil, nil)
+	bytesOut      = prometheus.NewDesc("streamd_bytes_sent_total", "Bytes handed to sockets.", nil, nil)
+	membersGauge  = prometheus.NewDesc("streamd_members", "Room memberships now (a connection in three rooms counts three).", nil, nil)
+	ringFill      = prometheus.NewDesc("streamd_ring_fill_ratio", "Fill of the fullest loop↔shard/executor ring now, 0…1 (a backpressure gauge).", nil, nil)
+	outboundBytes = prometheus.NewDesc("streamd_outbound_bytes", "Bytes held unsent for all connections at the last heartbeat scan (a backpressure gauge).", nil, nil)
+	extraDescList = []*prometheus.Desc{stageLatency, errorsByCode, closedBy, bytesIn, bytesOut, membersGauge, ringFill, outboundBytes}
+
+	// promBounds are the Prometheus buckets of the stage histograms (seconds).
+	promBounds = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
 )
 
 // Describe implements prometheus.Collector.
@@ -82,6 +97,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- c.descs[i].desc
 	}
 	for _, d := range pipeDescList {
+		ch <- d
+	}
+	for _, d := range extraDescList {
 		ch <- d
 	}
 }
@@ -93,6 +111,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		d := &c.descs[i]
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(&s))
 	}
+	c.collectExtra(ch)
 	for name, nodes := range c.e.PipelineStats() {
 		for _, n := range nodes {
 			l := []string{name, n.Name, n.Kind}
@@ -109,4 +128,36 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// collectExtra reports the stage histograms and the labelled counters.
+func (c *collector) collectExtra(ch chan<- prometheus.Metric) {
+	e := c.e
+	if e.full {
+		ns := make([]int64, len(promBounds))
+		for i, b := range promBounds {
+			ns[i] = int64(b * 1e9)
+		}
+		for stage, s := range e.stageSnapshots() {
+			cum, sum := s.Cumulative(ns)
+			buckets := make(map[float64]uint64, len(promBounds))
+			for i, b := range promBounds {
+				buckets[b] = cum[i]
+			}
+			ch <- prometheus.MustNewConstHistogram(stageLatency, s.Total(), sum/1e9, buckets, stage)
+		}
+	}
+	var sp sampler // a throwaway sampler: totals only, no rates needed
+	snap := e.takeSnapshot(&sp)
+	for code, n := range snap.Errors {
+		ch <- prometheus.MustNewConstMetric(errorsByCode, prometheus.CounterValue, float64(n), code)
+	}
+	for reason, n := range snap.Connections.Closed {
+		ch <- prometheus.MustNewConstMetric(closedBy, prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(bytesIn, prometheus.CounterValue, float64(snap.Bytes.InTotal))
+	ch <- prometheus.MustNewConstMetric(bytesOut, prometheus.CounterValue, float64(snap.Bytes.OutTotal))
+	ch <- prometheus.MustNewConstMetric(membersGauge, prometheus.GaugeValue, float64(snap.Members))
+	ch <- prometheus.MustNewConstMetric(ringFill, prometheus.GaugeValue, snap.Queues.RingFillMax)
+	ch <- prometheus.MustNewConstMetric(outboundBytes, prometheus.GaugeValue, float64(snap.Queues.OutboundBytes))
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"streamd/operators"
 
@@ -59,6 +60,7 @@ type command struct {
 	msg      *Message // cmdPublish (with its ref); for join/leave carries the id
 	since    uint64
 	extra    *cmdExtra // presence joins and queries only
+	t        int64     // Metrics full: when the loop queued it (Unix ns)
 }
 
 // outKind is what a shard tells a loop.
@@ -119,6 +121,7 @@ type shard struct {
 	worker *worker // ModeRings only
 
 	counters counters // this shard's totals (published)
+	metrics  shardMetrics
 
 	// Presence timers (grace ends, notice batches), fired by the
 	// presence ticker under mu; pendingTimers lets it skip idle shards
@@ -131,6 +134,7 @@ type shard struct {
 // hand outs to it directly) or nil (a worker or an API caller).
 type exec struct {
 	loop *loopState
+	now  int64 // Metrics full: the time of this batch (Unix ns), else 0
 }
 
 // emit hands o to loop li: directly when that loop is the caller, else by its
@@ -213,6 +217,12 @@ func (sh *shard) handle(x exec, c *command) {
 // publish assigns m the room's next seq, keeps it in history, and hands it
 // to every loop with members and to every subscriber. It consumes m's ref.
 func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
+	if m.t0 != 0 {
+		m.tp = x.now
+		if m.tp == 0 {
+			m.tp = time.Now().UnixNano()
+		}
+	}
 	r.seq++
 	m.seq, m.room = r.seq, r
 	r.hist.push(m)

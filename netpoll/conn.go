@@ -3,6 +3,7 @@ package netpoll
 import (
 	"encoding/binary"
 	"net"
+	"time"
 	"unicode/utf8"
 
 	"github.com/panjf2000/gnet/v2"
@@ -91,7 +92,11 @@ func (c *Conn) Write(frame []byte) {
 	c.out = append(c.out, frame)
 	if !c.dirty {
 		c.dirty = true
-		c.loop.dirty = append(c.loop.dirty, c)
+		l := c.loop
+		if len(l.dirty) == 0 && l.srv.opts.MeasureWrites {
+			l.firstQueued = time.Now().UnixNano()
+		}
+		l.dirty = append(l.dirty, c)
 	}
 }
 
@@ -158,6 +163,8 @@ func (c *Conn) readFrames() gnet.Action {
 		}
 		c.lastActive = c.loop.now
 		c.pingSent = false
+		ctr := &c.loop.counters
+		ctr.BytesIn.Store(ctr.BytesIn.Load() + uint64(total))
 		action := c.frame(&h, payload)
 		_, _ = gc.Discard(total)
 		if action != gnet.None {

@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"context"
+	"streamd/internal/hist"
 	"sync/atomic"
 	"time"
 
@@ -35,9 +36,28 @@ type Loop struct {
 	wakeTask    gnet.RunnableFunc
 	scanTask    gnet.RunnableFunc
 
+	counters    LoopCounters
+	firstQueued int64 // MeasureWrites: when the batch's first frame was queued
+
 	// Ctx belongs to the Handler (e.g. the engine's per-loop state).
 	Ctx any
 }
+
+// LoopCounters are one loop's traffic figures: written by the loop only
+// (a load and a store, no read-modify-write), read from anywhere.
+type LoopCounters struct {
+	BytesIn  atomic.Uint64 // WebSocket frame bytes read (headers included)
+	BytesOut atomic.Uint64 // bytes handed to the socket
+	// Outbound is what the loop's connections held unsent (gnet's
+	// outbound buffers) at the last heartbeat scan.
+	Outbound atomic.Int64
+	// Write is the time from the first frame queued in a batch to the end
+	// of the batch's socket writes, per flush (Options.MeasureWrites).
+	Write hist.H
+}
+
+// Counters returns the loop's counters. Safe from any goroutine.
+func (l *Loop) Counters() *LoopCounters { return &l.counters }
 
 func newLoop(s *Server, el gnet.EventLoop, index int) *Loop {
 	l := &Loop{srv: s, el: el, index: index}
@@ -100,6 +120,10 @@ func (l *Loop) flush() {
 	for i := 0; i < len(l.dirty); i++ {
 		l.dirty[i].flushOut()
 	}
+	if l.firstQueued != 0 {
+		l.counters.Write.Record(time.Now().UnixNano() - l.firstQueued)
+		l.firstQueued = 0
+	}
 	clear(l.dirty)
 	if cap(l.dirty) > 4096 {
 		l.dirty = nil
@@ -116,8 +140,10 @@ const closeGrace = 2 * time.Second
 func (l *Loop) scan() {
 	o := &l.srv.opts
 	now := l.now
+	var outbound int64
 	for i := 0; i < len(l.conns); i++ {
 		c := l.conns[i]
+		outbound += int64(c.gc.OutboundBuffered())
 		switch c.state {
 		case stateHandshake:
 			if now-c.opened > int64(o.HandshakeTimeout) {
@@ -143,6 +169,7 @@ func (l *Loop) scan() {
 			i-- // c was removed and another took its place
 		}
 	}
+	l.counters.Outbound.Store(outbound)
 }
 
 var pingFrame = []byte{0x80 | OpPing, 0}
@@ -233,6 +260,11 @@ const iovMax = 1024
 // writev in chunks of at most IOV_MAX buffers.
 func (l *Loop) writeFrames(c *Conn) {
 	out := c.out
+	n := 0
+	for _, f := range out {
+		n += len(f)
+	}
+	l.counters.BytesOut.Store(l.counters.BytesOut.Load() + uint64(n))
 	if len(out) == 1 {
 		_, _ = c.gc.Write(out[0])
 		return

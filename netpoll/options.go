@@ -56,6 +56,11 @@ type Options struct {
 	CompressionThreshold int
 	// ReadBufferCap is the loop's read buffer. Default 64 KiB.
 	ReadBufferCap int
+	// MeasureWrites records, per loop and per flush, the time from the
+	// first frame queued in a batch to the end of its socket writes
+	// (Loop.Counters().Write). It costs two clock reads per flush.
+	// Default false.
+	MeasureWrites bool
 	// CheckOrigin, if set, is asked about each Origin header; false → 403.
 	CheckOrigin func(origin []byte) bool
 	// Logger receives connection-level warnings. Default slog.Default().

@@ -37,6 +37,7 @@ const adminIndex = `streamd admin
   /healthz        200 "ok" while serving, 503 while shutting down
   /metrics        Prometheus metrics (streamd_*, go_*, process_*)
   /stats          engine.Stats as JSON
+  /stats/metrics  the latest metrics snapshot (what $sys.metrics carries; JSON)
   /stats/pipelines  every pipeline operator's counters and latency (JSON)
   POST /ingest?stream=S   feed S's pipelines: one JSON value, or JSON lines
   POST /reload    re-read the config file and swap in changed pipelines (as SIGHUP)
@@ -111,6 +112,14 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(eng.Stats())
+	})
+	mux.HandleFunc("GET /stats/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		snap := eng.Metrics()
+		if snap == nil {
+			http.Error(w, "no snapshot yet (the first comes after metrics_interval; negative turns them off)", http.StatusServiceUnavailable)
+			return
+		}
+		writeJSONOr(w, snap, nil)
 	})
 	mux.HandleFunc("GET /stats/pipelines", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -27,6 +27,8 @@ const usageText = `streamd — a single-node streaming engine for real-time AI a
 Usage:
   streamd serve [flags]      run the engine until SIGINT/SIGTERM
   streamd validate FILE      check a config file; prints "ok" or the errors
+  streamd top [--admin HOST:PORT] [--interval D] [--once]
+                             live text view of a running engine's metrics
   streamd version            print the version and the Go version
   streamd help               print this text
 
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return serveMain(ctx, rest, stderr, lookupEnv)
 	case "validate":
 		return validateMain(rest, stdout, stderr)
+	case "top":
+		return topMain(ctx, rest, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "streamd version: unexpected argument %q\n", rest[0])
@@ -80,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "streamd: unknown command %q: want serve, validate or version (run 'streamd help')\n", cmd)
+		fmt.Fprintf(stderr, "streamd: unknown command %q: want serve, validate, top or version (run 'streamd help')\n", cmd)
 		return exitUsage
 	}
 }
