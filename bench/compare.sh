@@ -14,6 +14,8 @@
 #
 # Environment (defaults in brackets):
 #   SERVERS     servers to run         [streamd gorilla nbio gnet centrifuge]
+#               (streamd_full / streamd_minimal: metrics at full detail or
+#               minimal, bench/metrics-*.yaml, to measure their cost)
 #   SCENARIOS   scenarios to run       [echo_1k echo_10k fanout_10k fanout_ceiling]
 #               (pipeline_5stage: streamd alone, with bench/pipeline.yaml)
 #   REPEAT      runs per pair          [3]
@@ -28,6 +30,7 @@
 #   ARGS_<scenario>  the streamload arguments of a scenario, replacing the
 #               built-in ones, e.g. ARGS_echo_1k="echo --conns 500 --rate 50000";
 #               a new scenario name works the same way.
+#   BASE        the server the ratio table compares the others with [the first of SERVERS]
 #   OUT         results folder         [bench/results/<timestamp>]
 set -euo pipefail
 
@@ -78,6 +81,7 @@ server_cmd() {
 	[[ ${2:-} != pipeline* ]] || cfg="--config bench/pipeline.yaml"
 	case $1 in
 	streamd) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn $cfg" ;;
+	streamd_full | streamd_minimal) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn --config bench/metrics-${1#streamd_}.yaml" ;;
 	gorilla | nbio | gnet | centrifuge) echo "bin/peers/$1 --listen $HOST:$PORT" ;;
 	*)
 		echo "compare.sh: unknown server $1" >&2
@@ -223,6 +227,6 @@ for scn in $SCENARIOS; do
 done
 
 echo "== table"
-bin/peers/comparetable -servers "${SERVERS// /,}" -scenarios "${SCENARIOS// /,}" "$OUT" || failures=$((failures + 1))
+bin/peers/comparetable -servers "${SERVERS// /,}" -base "${BASE:-${SERVERS%% *}}" -scenarios "${SCENARIOS// /,}" "$OUT" || failures=$((failures + 1))
 echo "results in $OUT ($failures failed runs or steps)"
 ((failures == 0))

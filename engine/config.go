@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"streamd/alerts"
 	"streamd/netpoll"
 	"streamd/pipeline"
 )
@@ -115,6 +116,12 @@ type Config struct {
 	// the room "$sys.metrics" and checked against Alerts. Default 1s;
 	// negative turns snapshots (and alerts) off.
 	MetricsInterval time.Duration `yaml:"metrics_interval" json:"metrics_interval"`
+	// Alerts are alert rules on the metrics snapshot (docs/observability.md),
+	// evaluated every MetricsInterval; notifications go to the log, to
+	// RoomAlerts ("$sys.alerts") and to AlertWebhooks.
+	Alerts []alerts.Rule `yaml:"alerts" json:"alerts"`
+	// AlertWebhooks receive every alert notification as a JSON POST.
+	AlertWebhooks []alerts.WebhookOptions `yaml:"alert_webhooks" json:"alert_webhooks"`
 	// Rooms are the per-room policies; the first whose Match fits wins.
 	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
 	// Pipelines are the config pipelines (docs/pipelines.md), started
@@ -265,6 +272,9 @@ func (c *Config) Validate() error {
 	}
 	if c.PresenceCoalesceInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("engine: presence_coalesce_interval = %v: want ≥ 10ms", c.PresenceCoalesceInterval))
+	}
+	if err := c.validateAlerts(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.PipelineWorkers < 1 || c.PipelineWorkers > 256 {
 		errs = append(errs, fmt.Errorf("engine: pipeline_workers = %d: want 1..256", c.PipelineWorkers))

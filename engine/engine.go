@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"streamd/alerts"
 	"streamd/netpoll"
 	"streamd/protocol"
 	"streamd/ring"
@@ -44,6 +45,9 @@ type Engine struct {
 
 	started  time.Time
 	snapshot atomic.Pointer[MetricsSnapshot] // the latest, for Metrics()
+
+	alerter    *alerts.Evaluator // nil without Config.Alerts
+	alertHooks []*alerts.Webhook
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
@@ -115,15 +119,19 @@ func (e *Engine) Start() error {
 		e.workerWG.Add(1)
 		go e.presenceTicker()
 	}
-	if e.cfg.MetricsInterval > 0 {
-		e.workerWG.Add(1)
-		go e.metricsLoop()
-	}
 	fail := func(err error) error {
 		close(e.stop)
 		e.workerWG.Wait()
+		e.closeAlerts()
 		e.state.Store(stateClosed)
 		return err
+	}
+	if err := e.startAlerts(); err != nil {
+		return fail(err)
+	}
+	if e.cfg.MetricsInterval > 0 {
+		e.workerWG.Add(1)
+		go e.metricsLoop()
 	}
 	if len(e.cfg.Pipelines) > 0 {
 		e.reloadMu.Lock()
@@ -165,6 +173,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		x.notify()
 	}
 	e.workerWG.Wait()
+	e.closeAlerts()
 	return err
 }
 

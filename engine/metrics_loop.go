@@ -113,7 +113,7 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 			InPerS: perS(now.bytesIn, sp.prev.bytesIn, d), OutPerS: perS(now.bytesOut, sp.prev.bytesOut, d),
 			InPerS1m: perS(now.bytesIn, old.bytesIn, dm), OutPerS1m: perS(now.bytesOut, old.bytesOut, dm)},
 		Drops:   map[string]int64{"slow_consumer": st.SlowConsumerDrops},
-		Errors:  map[string]int64{},
+		Errors:  make(map[string]int64, len(errorCodes)),
 		Latency: map[string]LatencySummary{},
 	}
 	snap.Connections.Open = st.Connections
@@ -167,6 +167,9 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 		}
 	}
 	snap.Queues.RingFillMax = ringFill
+	for _, c := range errorCodes { // every known code, so rules on them always see a value
+		snap.Errors[c] += 0
+	}
 
 	stages := e.stageSnapshots()
 	if e.full {

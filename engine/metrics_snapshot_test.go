@@ -2,8 +2,11 @@ package engine
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+
+	"streamd/alerts"
 )
 
 func TestMetricsSnapshotPublishedAndFilled(t *testing.T) {
@@ -77,5 +80,49 @@ func TestMetricsMinimalHasNoLatency(t *testing.T) {
 	snap := e.Metrics()
 	if snap == nil || snap.Messages.InTotal < 2 || len(snap.Latency) != 0 {
 		t.Fatalf("%+v", snap)
+	}
+}
+
+func TestAlertRuleFiresIntoSysAlertsAndSnapshot(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.MetricsInterval = 50 * time.Millisecond
+		c.Alerts = []alerts.Rule{{Name: "busy", Metric: "messages.in_per_s", Op: ">", Threshold: 20, Severity: "critical",
+			Message: "too many messages", Action: "scale up"}}
+	})
+	got := make(chan []byte, 16)
+	stop, _ := e.Subscribe(RoomAlerts, func(m *Message) { got <- append([]byte(nil), m.Data()...) })
+	defer stop()
+	a := dial(t, e, false)
+	a.send(map[string]any{"type": "join", "room": "r"})
+	a.expect("joined")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			a.send(map[string]any{"type": "publish", "room": "r", "data": i})
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	select {
+	case b := <-got:
+		var ev alerts.Event
+		if err := json.Unmarshal(b, &ev); err != nil || ev.Rule != "busy" || ev.State != alerts.StateFiring || ev.Action != "scale up" {
+			t.Fatalf("alert %s (%v)", b, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no alert fired")
+	}
+	if snap := e.Metrics(); snap == nil {
+		t.Fatal("no snapshot")
+	}
+	<-done
+	// load stops: it resolves
+	select {
+	case b := <-got:
+		if !strings.Contains(string(b), `"state":"resolved"`) {
+			t.Fatalf("second event %s", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the alert never resolved")
 	}
 }
