@@ -43,6 +43,7 @@ const adminIndex = `streamd admin
   POST /reload    re-read the config file and swap in changed pipelines (as SIGHUP)
   /presence?room=R[&cursor=C&limit=N]   a presence room's members, paged (JSON)
   /presence/stats?room=R                its member and unique-user counts (JSON)
+  /dashboard/     the live dashboard
   /debug/pprof/   Go profiles (net/http/pprof)
 `
 
@@ -156,6 +157,7 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 		}
 		_, _ = w.Write([]byte("reloaded\n"))
 	})
+	registerDashboard(mux, eng)
 	// net/http/pprof, registered here explicitly: importing it also adds
 	// its handlers to http.DefaultServeMux, which nothing serves.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
