@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"streamd/netpoll"
 	"testing"
 )
 
@@ -14,8 +15,18 @@ import (
 // server's allocations per message. ns/op includes the loopback syscalls.
 func BenchmarkEchoLoopback(b *testing.B) {
 	for _, mode := range []string{ModeInline, ModeRings} {
-		b.Run("mode="+mode, func(b *testing.B) {
-			e := startEngine(b, func(c *Config) { c.Mode = mode; c.Loops = 1; c.Workers = 1 })
+		for _, metrics := range []string{MetricsMinimal, MetricsFull} {
+			b.Run("mode="+mode+"/metrics="+metrics, func(b *testing.B) { benchEcho(b, mode, metrics) })
+		}
+	}
+}
+
+// benchEcho is one BenchmarkEchoLoopback case: metrics full vs minimal
+// in the same run is what full detail costs per message.
+func benchEcho(b *testing.B, mode, metrics string) {
+	{
+		{
+			e := startEngine(b, func(c *Config) { c.Mode = mode; c.Loops = 1; c.Workers = 1; c.Metrics = metrics })
 			nc, err := net.Dial("tcp", e.Addr().String())
 			if err != nil {
 				b.Fatal(err)
@@ -51,7 +62,7 @@ func BenchmarkEchoLoopback(b *testing.B) {
 				}
 				skipFrames(b, br, n)
 			}
-		})
+		}
 	}
 }
 
@@ -73,4 +84,22 @@ func skipFrames(b *testing.B, br *bufio.Reader, n int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkMetricsPerMessage is what metrics: full adds to each message
+// on its path (one monotonic clock read and three histogram records; the
+// other clock reads are per batch), to set against EchoLoopback's time
+// per message.
+func BenchmarkMetricsPerMessage(b *testing.B) {
+	var ls loopState
+	var sink int64
+	t0 := netpoll.MonoNow()
+	for i := 0; i < b.N; i++ {
+		now := netpoll.MonoNow()
+		ls.metrics.ingress.Record(now - t0)
+		ls.metrics.fanout.Record(now - t0 + 100)
+		ls.metrics.e2e.Record(now - t0 + 200)
+		sink += now
+	}
+	_ = sink
 }

@@ -1,9 +1,9 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"streamd/ring"
-	"time"
 
 	"streamd/netpoll"
 	"streamd/protocol"
@@ -20,7 +20,14 @@ const (
 	CodeUnknownStream = "unknown_stream"
 	CodeMissingStream = "missing_stream"
 	CodeUnknownRoom   = "unknown_room"
+	CodeForbidden     = "forbidden"
 )
+
+// sysPrefix starts the names of the engine's system rooms ($sys.metrics,
+// $sys.alerts): clients may join them, only the engine publishes.
+var sysPrefix = []byte("$sys.")
+
+var errSysRoom = &protocol.Error{Code: CodeForbidden, Message: "only the engine publishes into $sys.* rooms"}
 
 // netpoll.Handler implementation: every method runs on the connection's loop.
 
@@ -99,12 +106,12 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 		return
 	}
 	ls := s.ls
-	t0 := ls.np.Now()
+	t0 := ls.np.Mono()
 	ls.sentAt = 0
 	e.onMessage(s, op, payload, t0)
 	end := ls.sentAt
 	if end == 0 {
-		end = time.Now().UnixNano()
+		end = netpoll.MonoNow()
 	}
 	ls.metrics.ingress.Record(end - t0)
 }
@@ -147,6 +154,10 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		m.pending++
 		ls.send(command{kind: cmdLeave, room: r, sess: s, msg: idCarrier(s.enc, env.ID)})
 	case protocol.TypePublish:
+		if bytes.HasPrefix(env.Room, sysPrefix) {
+			ls.replyError(s, env.ID, errSysRoom)
+			return
+		}
 		r, err := ls.roomFor(env.Room)
 		if err != nil {
 			ls.replyError(s, env.ID, err)

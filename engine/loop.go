@@ -2,7 +2,6 @@ package engine
 
 import (
 	"runtime"
-	"time"
 
 	"streamd/netpoll"
 	"streamd/protocol"
@@ -27,7 +26,9 @@ type loopState struct {
 
 	counters counters // this loop's totals (received, delivered, errors)
 	metrics  loopMetrics
-	sentAt   int64 // Metrics full: when the last command was queued (Unix ns)
+	sentAt   int64 // Metrics full: when the last command was queued (netpoll.MonoNow)
+	drainAt  int64 // Metrics full: the clock read of the current drainOuts (0: none yet)
+	inDrain  bool  // in drainOuts
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -123,7 +124,7 @@ func (ls *loopState) removeFromView(s *session, m *membership) {
 func (ls *loopState) send(c command) {
 	sh := c.room.shard
 	if ls.e.full {
-		c.t = time.Now().UnixNano()
+		c.t = netpoll.MonoNow()
 		ls.sentAt = c.t
 	}
 	if ls.e.inline {
@@ -162,6 +163,14 @@ const (
 // per-wake budget, and reports whether some were left for the next wake.
 func (ls *loopState) drainOuts() (more bool) {
 	ls.writes = 0
+	ls.inDrain, ls.drainAt = true, 0
+	more = ls.drainAll()
+	ls.inDrain, ls.drainAt = false, 0
+	return more
+}
+
+// drainAll is drainOuts without the bookkeeping.
+func (ls *loopState) drainAll() (more bool) {
 	budget := drainOutsBudget
 	for _, sh := range ls.e.shards {
 		n := ls.drainFrom(sh, budget)
@@ -306,7 +315,19 @@ func (ls *loopState) deliver(r *room, m *Message) {
 	ls.writes += len(v.members)
 	ls.counters.delivered.Add(uint64(len(v.members)))
 	if m.t0 != 0 {
-		now := time.Now().UnixNano()
+		// One clock read per drain, or (inline) the send's time: not one
+		// per message.
+		now := ls.drainAt
+		switch {
+		case now != 0:
+		case ls.inDrain:
+			now = netpoll.MonoNow()
+			ls.drainAt = now
+		case ls.sentAt != 0:
+			now = ls.sentAt
+		default:
+			now = netpoll.MonoNow()
+		}
 		ls.metrics.e2e.Record(now - m.t0)
 		if m.tp != 0 {
 			ls.metrics.fanout.Record(now - m.tp)

@@ -126,3 +126,14 @@ func TestAlertRuleFiresIntoSysAlertsAndSnapshot(t *testing.T) {
 		t.Fatal("the alert never resolved")
 	}
 }
+
+func TestClientsCannotPublishIntoSystemRooms(t *testing.T) {
+	e := startEngine(t, nil)
+	a := dial(t, e, false)
+	a.send(map[string]any{"type": "join", "room": RoomMetrics})
+	a.expect("joined")
+	a.send(map[string]any{"type": "publish", "room": RoomMetrics, "id": 1, "data": "fake"})
+	if m := a.expect("error"); m["code"] != CodeForbidden || num(m["id"]) != 1 {
+		t.Fatalf("%v", m)
+	}
+}

@@ -1,9 +1,8 @@
 package engine
 
 import (
-	"time"
-
 	"streamd/internal/hist"
+	"streamd/netpoll"
 )
 
 // Metric levels (Config.Metrics).
@@ -40,7 +39,7 @@ type shardMetrics struct {
 var errorCodes = [...]string{
 	"bad_json", "bad_msgpack", "missing_type", "unknown_type", "bad_field",
 	CodeMissingRoom, CodeRoomTooLong, CodeInvalidRoom, CodeNotJoined, CodeTooManyRooms,
-	CodeUnknownStream, CodeMissingStream, CodePresenceOff, CodeInvalidUserID, CodeInfoTooLarge,
+	CodeUnknownStream, CodeMissingStream, CodePresenceOff, CodeInvalidUserID, CodeInfoTooLarge, CodeForbidden,
 	"other",
 }
 
@@ -53,10 +52,11 @@ func errorCodeIndex(code string) int {
 	return len(errorCodes) - 1
 }
 
-// now reads the clock when the engine measures latency, else 0.
+// now reads the monotonic clock (netpoll.MonoNow, the clock of every
+// latency stamp) when the engine measures latency, else 0.
 func (e *Engine) now() int64 {
 	if e.full {
-		return time.Now().UnixNano()
+		return netpoll.MonoNow()
 	}
 	return 0
 }

@@ -3,8 +3,8 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"streamd/netpoll"
 	"streamd/operators"
 
 	"streamd/ring"
@@ -220,7 +220,7 @@ func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
 	if m.t0 != 0 {
 		m.tp = x.now
 		if m.tp == 0 {
-			m.tp = time.Now().UnixNano()
+			m.tp = netpoll.MonoNow()
 		}
 	}
 	r.seq++

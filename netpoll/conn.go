@@ -3,7 +3,6 @@ package netpoll
 import (
 	"encoding/binary"
 	"net"
-	"time"
 	"unicode/utf8"
 
 	"github.com/panjf2000/gnet/v2"
@@ -94,7 +93,7 @@ func (c *Conn) Write(frame []byte) {
 		c.dirty = true
 		l := c.loop
 		if len(l.dirty) == 0 && l.srv.opts.MeasureWrites {
-			l.firstQueued = time.Now().UnixNano()
+			l.firstQueued = MonoNow()
 		}
 		l.dirty = append(l.dirty, c)
 	}

@@ -138,7 +138,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	for _, l := range s.loopList() {
 		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			l.now = time.Now().UnixNano()
+			l.setNow()
 			for i := 0; i < len(l.conns); i++ {
 				c := l.conns[i]
 				switch c.state {
@@ -248,7 +248,7 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s.count(&s.stats.Accepted)
 	l := s.loopOf(gc)
 	c.loop = l
-	l.now = time.Now().UnixNano()
+	l.setNow()
 	c.opened, c.lastActive = l.now, l.now
 	l.addConn(c)
 	return nil, gnet.None
@@ -280,7 +280,7 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	l := c.loop
-	l.now = time.Now().UnixNano()
+	l.setNow()
 	action := gnet.None
 	if c.state == stateHandshake {
 		action = c.handshake()
