@@ -398,7 +398,7 @@ func (l *dashboardLog) String() string {
 func runLoad(t *testing.T, url, room string, clients int, every time.Duration) (stop func()) {
 	t.Helper()
 	quit := make(chan struct{})
-	var wg sync.WaitGroup
+	var readers, writers sync.WaitGroup
 	var conns []*websocket.Conn
 	errs := make(chan error, 2*clients)
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
@@ -411,9 +411,10 @@ func runLoad(t *testing.T, url, room string, clients int, every time.Duration) (
 		if err := c.WriteJSON(map[string]any{"type": "join", "room": room}); err != nil {
 			t.Fatalf("load: join: %v", err)
 		}
-		wg.Add(2)
+		readers.Add(1)
+		writers.Add(1)
 		go func() { // read everything, so the client is never a slow consumer
-			defer wg.Done()
+			defer readers.Done()
 			for {
 				if _, _, err := c.ReadMessage(); err != nil {
 					return
@@ -421,7 +422,7 @@ func runLoad(t *testing.T, url, room string, clients int, every time.Duration) (
 			}
 		}()
 		go func() {
-			defer wg.Done()
+			defer writers.Done()
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			for n := 0; ; n++ {
@@ -442,11 +443,12 @@ func runLoad(t *testing.T, url, room string, clients int, every time.Duration) (
 	stop = func() {
 		once.Do(func() {
 			close(quit)
+			writers.Wait() // the publishers are done writing before the close frames go
 			for _, c := range conns {
 				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 				_ = c.Close()
 			}
-			wg.Wait()
+			readers.Wait()
 			close(errs)
 			for err := range errs {
 				t.Error(err)
