@@ -34,9 +34,16 @@ type RoomPolicy struct {
 	// History is how many recent messages the room keeps in memory for
 	// `join … since`. 0 means the engine's DefaultHistory; -1 keeps none.
 	History int `yaml:"history" json:"history"`
-	// Durable also appends messages to the Badger room log (state issue;
-	// accepted and reported, not yet persisted).
+	// Durable appends every message to the room's log in the state store
+	// (Config.Data) before it is delivered and acknowledged, and serves
+	// `join … since` from the log when memory does not reach back far
+	// enough (docs/durability.md).
 	Durable bool `yaml:"durable" json:"durable"`
+	// LogMaxCount, LogMaxAge and LogMaxBytes bound a durable room's log
+	// (0: no bound); the oldest entries go first, checked every 10s.
+	LogMaxCount int           `yaml:"log_max_count" json:"log_max_count"`
+	LogMaxAge   time.Duration `yaml:"log_max_age" json:"log_max_age"`
+	LogMaxBytes int64         `yaml:"log_max_bytes" json:"log_max_bytes"`
 	// Presence turns on presence for the room: user_joined / user_left
 	// notices to its members, and `presence` / `presence_stats` queries
 	// (docs/presence.md).
@@ -109,6 +116,10 @@ type Config struct {
 	// PresenceCoalesceInterval is the period of presence_batch notices.
 	// Default 1s.
 	PresenceCoalesceInterval time.Duration `yaml:"presence_coalesce_interval" json:"presence_coalesce_interval"`
+	// Data is the state store's directory (durable room logs); "" keeps
+	// it in memory (nothing survives a restart). Set by `streamd serve
+	// --data`. The store is opened only when some room is durable.
+	Data string `yaml:"-" json:"data"`
 	// Metrics is "full" (default: stage latency histograms, a few clock
 	// reads per message) or "minimal" (counters only).
 	Metrics string `yaml:"metrics" json:"metrics"`

@@ -16,6 +16,7 @@ import (
 	"streamd/netpoll"
 	"streamd/protocol"
 	"streamd/ring"
+	"streamd/state"
 )
 
 // Engine is a running streamd: WebSocket loops, shard workers and rooms.
@@ -48,6 +49,10 @@ type Engine struct {
 
 	alerter    *alerts.Evaluator // nil without Config.Alerts
 	alertHooks []*alerts.Webhook
+
+	store           *state.Store // nil without durable rooms
+	roomLog         *state.Log
+	durableFailures atomic.Uint64
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
@@ -126,7 +131,11 @@ func (e *Engine) Start() error {
 		e.state.Store(stateClosed)
 		return err
 	}
+	if err := e.openState(); err != nil {
+		return fail(err)
+	}
 	if err := e.startAlerts(); err != nil {
+		e.closeState()
 		return fail(err)
 	}
 	if e.cfg.MetricsInterval > 0 {
@@ -174,6 +183,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.workerWG.Wait()
 	e.closeAlerts()
+	e.closeState()
 	return err
 }
 
@@ -203,6 +213,12 @@ func (e *Engine) room(name string) (*room, error) {
 	r.hist.capacity = e.cfg.historyFor(name)
 	if e.cfg.presenceFor(name) {
 		r.presence = newPresence(r)
+	}
+	if durable, _ := e.cfg.durableFor(name); durable {
+		r.durable = true
+		if err := e.recoverRoom(r); err != nil {
+			return nil, err
+		}
 	}
 	e.rooms.Store(name, r)
 	e.roomCount.Add(1)
@@ -323,6 +339,9 @@ func (w *worker) run(cpu int) {
 			}
 		}
 		sh.flushWakes()
+		if n > 0 && sh.batcher != nil {
+			sh.batcher.Flush() // commit this batch's durable appends now (one fsync)
+		}
 		sh.mu.Unlock()
 		if n > 0 {
 			idle = 0

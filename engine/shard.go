@@ -6,6 +6,7 @@ import (
 
 	"streamd/netpoll"
 	"streamd/operators"
+	"streamd/state"
 
 	"streamd/ring"
 )
@@ -27,6 +28,11 @@ type room struct {
 	// presence is set at creation for rooms whose policy has presence on
 	// (the pointer never changes; what it points to is shard-owned).
 	presence *presence
+	// durable is set at creation for rooms whose policy is durable; then
+	// committed (shard-owned) is the last seq on disk: what members have
+	// been sent and what `joined` reports.
+	durable   bool
+	committed uint64
 
 	// views[i] is loop i's list of its local members (loop-owned).
 	views []*roomView
@@ -128,6 +134,8 @@ type shard struct {
 	// without taking the lock.
 	timers        operators.Timers
 	pendingTimers atomic.Int32
+
+	batcher *state.Batcher // durable rooms' log appends; nil without durable rooms
 }
 
 // exec is who is running shard code now: the loop itself (inline calls may
@@ -184,10 +192,17 @@ func (sh *shard) handle(x exec, c *command) {
 		if c.kind == cmdJoin {
 			r.loopCount[li]++
 		}
-		o := out{kind: outJoined, room: r, sess: c.sess, msg: c.msg, seq: r.seq, recovered: -1}
+		last := r.seq
+		if r.durable {
+			last = r.committed // messages after it are on their way to disk
+		}
+		o := out{kind: outJoined, room: r, sess: c.sess, msg: c.msg, seq: last, recovered: -1}
 		if c.hasSince {
 			var complete bool
-			o.replay, complete = r.hist.after(r, c.since, r.seq)
+			o.replay, complete = r.hist.after(r, c.since, last)
+			if !complete && r.durable {
+				o.replay, complete = sh.replayFromLog(r, c.since, last, o.replay)
+			}
 			o.recovered = 0
 			if complete {
 				o.recovered = 1
@@ -225,6 +240,16 @@ func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
 	}
 	r.seq++
 	m.seq, m.room = r.seq, r
+	if r.durable {
+		sh.appendDurable(x, r, m, from)
+		return
+	}
+	sh.deliverPublished(x, r, m, from)
+}
+
+// deliverPublished is the rest of publish once m has its seq (and, in a
+// durable room, is on disk). It consumes m's ref.
+func (sh *shard) deliverPublished(x exec, r *room, m *Message, from *session) {
 	r.hist.push(m)
 	for _, s := range r.subs {
 		s.fn(m)

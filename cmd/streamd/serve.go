@@ -141,12 +141,13 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 	}
 	logger.Info("starting", "version", version, "go", runtime.Version(), "config", name)
 	if s.Data == "" {
-		logger.Info("state in memory (--in-memory or data \"\")")
+		logger.Info("state in memory (--in-memory or data \"\"): durable rooms do not survive a restart")
 	} else {
-		logger.Info("data is not yet persisted: the state store does not exist yet", "data", s.Data)
+		logger.Info("state directory (durable rooms' logs)", "data", s.Data)
 	}
 
 	cfg := s.Engine
+	cfg.Data = s.Data
 	cfg.Logger = logger
 	eng, err := engine.New(cfg)
 	if err != nil {

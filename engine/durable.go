@@ -1,0 +1,212 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"streamd/protocol"
+	"streamd/state"
+)
+
+// Durable rooms (docs/durability.md). A message published into a durable
+// room gets its seq at once but is appended to the Badger room log
+// through its shard's Batcher (one write batch per millisecond or so, one
+// fsync for all of them) and only when that commit is on disk does the
+// shard put it in history, deliver it to members and acknowledge it to its
+// publisher — so an `ack` means "on disk", and nobody ever sees a message
+// a crash can take back. A commit that fails answers the publisher with
+// `not_durable` and the message is not delivered (its seq stays unused).
+// After a restart a room's seq continues from its log's last seq, and a
+// `join … since` that memory cannot serve is read from the log.
+
+// CodeNotDurable answers a publish whose durable write failed.
+const CodeNotDurable = "not_durable"
+
+// Log entries carry the data's encoding in their first byte.
+const (
+	logEncMask = 0x7f
+	logNull    = 0x80 // the data was null (absent)
+)
+
+// anyDurable reports whether some room policy is durable.
+func (c *Config) anyDurable() bool {
+	for _, p := range c.Rooms {
+		if p.Durable {
+			return true
+		}
+	}
+	return false
+}
+
+// durableFor returns whether a room is durable and its log retention.
+func (c *Config) durableFor(name string) (bool, state.Retention) {
+	for _, p := range c.Rooms {
+		if ok, _ := path.Match(p.Match, name); ok {
+			return p.Durable, state.Retention{MaxCount: p.LogMaxCount, MaxAge: p.LogMaxAge, MaxBytes: p.LogMaxBytes}
+		}
+	}
+	return false, state.Retention{}
+}
+
+// openState opens the store and one batcher per shard when some room is
+// durable.
+func (e *Engine) openState() error {
+	if !e.cfg.anyDurable() {
+		return nil
+	}
+	st, err := state.Open(state.Options{Dir: e.cfg.Data, InMemory: e.cfg.Data == "", Logger: e.cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("engine: durable rooms need the state store (data %q): %w", e.cfg.Data, err)
+	}
+	e.store = st
+	e.roomLog = st.Log()
+	for _, sh := range e.shards {
+		b, err := st.NewBatcher()
+		if err != nil {
+			e.closeState()
+			return fmt.Errorf("engine: state: %w", err)
+		}
+		sh.batcher = b
+	}
+	e.workerWG.Add(1)
+	go e.retentionLoop()
+	return nil
+}
+
+// closeState waits for the appends in flight and closes the store.
+func (e *Engine) closeState() {
+	for _, sh := range e.shards {
+		if sh.batcher != nil {
+			_ = sh.batcher.Sync()
+			sh.batcher.Close()
+			sh.batcher = nil
+		}
+	}
+	if e.store != nil {
+		if err := e.store.Close(); err != nil {
+			e.cfg.Logger.Error("engine: closing the state store", "err", err)
+		}
+		e.store = nil
+	}
+}
+
+// recoverRoom sets a durable room's seq from its log (room creation).
+func (e *Engine) recoverRoom(r *room) error {
+	if e.roomLog == nil {
+		return errors.New("engine: durable room without a state store")
+	}
+	last, _, err := e.roomLog.LastSeq(r.name)
+	if err != nil {
+		return fmt.Errorf("engine: room %q: reading its log: %w", r.name, err)
+	}
+	r.seq, r.committed = last, last
+	return nil
+}
+
+// appendDurable hands m (seq assigned) to the room log; the commit's
+// callback delivers it. Shard lock held.
+func (sh *shard) appendDurable(x exec, r *room, m *Message, from *session) {
+	buf := make([]byte, 0, 1+len(m.data))
+	if m.data == nil {
+		buf = append(buf, byte(m.enc)|logNull)
+	} else {
+		buf = append(append(buf, byte(m.enc)), m.data...)
+	}
+	err := sh.batcher.Append(r.name, m.seq, buf, func(err error) {
+		sh.mu.Lock()
+		sh.durableDone(exec{}, r, m, from, err)
+		sh.flushWakes()
+		sh.mu.Unlock()
+	})
+	if err != nil {
+		sh.durableDone(x, r, m, from, err)
+	}
+}
+
+// durableDone finishes a durable publish. Shard lock held.
+func (sh *shard) durableDone(x exec, r *room, m *Message, from *session, err error) {
+	if err == nil {
+		r.committed = max(r.committed, m.seq)
+		sh.deliverPublished(x, r, m, from)
+		return
+	}
+	sh.e.cfg.Logger.Error("engine: durable append failed: message not delivered", "room", r.name, "seq", m.seq, "err", err)
+	sh.e.durableFailures.Add(1)
+	if from != nil && m.id != nil {
+		id := m.id
+		if m.enc != encJSON {
+			id = transcode(nil, id, m.enc, encJSON)
+		}
+		b := protocol.AppendErrorJSON(nil, id, CodeNotDurable, "the message could not be written to disk and was not delivered: "+err.Error())
+		sh.emit(x, from.ls.index, out{kind: outReply, sess: from, msg: newMessage(encJSON, b, nil)})
+	}
+	m.release()
+}
+
+// replayFromLog reads (since, last] from r's log for a join that memory
+// cannot serve; it releases mem (what memory had) when the log has more.
+// Shard lock held (the read blocks the shard: fine for catch-ups of
+// thousands of messages; a bulk replay path is for later).
+func (sh *shard) replayFromLog(r *room, since, last uint64, mem []*Message) ([]*Message, bool) {
+	if sh.e.roomLog == nil || since >= last {
+		return mem, since == last
+	}
+	var msgs []*Message
+	first := uint64(0)
+	err := sh.e.roomLog.Range(r.name, since+1, last, func(seq uint64, data []byte) bool {
+		if first == 0 {
+			first = seq
+		}
+		if len(data) == 0 {
+			return true
+		}
+		enc := encoding(data[0] & logEncMask)
+		var d []byte
+		if data[0]&logNull == 0 {
+			d = data[1:]
+		}
+		m := newMessage(enc, d, nil)
+		m.room, m.seq = r, seq
+		msgs = append(msgs, m)
+		return true
+	})
+	if err != nil || len(msgs) < len(mem) {
+		for _, m := range msgs {
+			m.release()
+		}
+		if err != nil {
+			sh.e.cfg.Logger.Error("engine: reading a room log for a join", "room", r.name, "err", err)
+		}
+		return mem, false
+	}
+	for _, m := range mem {
+		m.release()
+	}
+	return msgs, first == since+1
+}
+
+// retentionLoop trims the durable rooms' logs to their policies every
+// retentionEvery, until the engine stops.
+func (e *Engine) retentionLoop() {
+	defer e.workerWG.Done()
+	t := time.NewTicker(retentionEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		if _, err := e.roomLog.TrimAll(func(room string) state.Retention {
+			_, r := e.cfg.durableFor(room)
+			return r
+		}); err != nil {
+			e.cfg.Logger.Warn("engine: trimming room logs", "err", err)
+		}
+	}
+}
+
+// retentionEvery is how often room logs are trimmed.
+const retentionEvery = 10 * time.Second
