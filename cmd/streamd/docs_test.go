@@ -45,7 +45,7 @@ func yamlBlocks(t *testing.T, path string) (blocks []string, lines []int) {
 // examples are also run event by event in pipeline/docs_test.go.
 func TestDocsConfigsLoadAndRun(t *testing.T) {
 	total := 0
-	for _, path := range []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md"} {
+	for _, path := range []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md", "../../docs/durability.md"} {
 		blocks, lines := yamlBlocks(t, path)
 		for i, b := range blocks {
 			total++
