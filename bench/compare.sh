@@ -15,7 +15,9 @@
 # Environment (defaults in brackets):
 #   SERVERS     servers to run         [streamd gorilla nbio gnet centrifuge]
 #               (streamd_full / streamd_minimal: metrics at full detail or
-#               minimal, bench/metrics-*.yaml, to measure their cost)
+#               minimal, bench/metrics-*.yaml, to measure their cost;
+#               streamd_durable: every echo room durable, bench/durable.yaml,
+#               logs on disk under OUT/durable-data)
 #   SCENARIOS   scenarios to run       [echo_1k echo_10k fanout_10k fanout_ceiling]
 #               (pipeline_5stage: streamd alone, with bench/pipeline.yaml)
 #   REPEAT      runs per pair          [3]
@@ -82,6 +84,7 @@ server_cmd() {
 	case $1 in
 	streamd) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn $cfg" ;;
 	streamd_full | streamd_minimal) echo "bin/streamd serve --listen $HOST:$PORT --admin= --in-memory --log-level warn --config bench/metrics-${1#streamd_}.yaml" ;;
+	streamd_durable) echo "bin/streamd serve --listen $HOST:$PORT --admin= --data $OUT/durable-data --log-level warn --config bench/durable.yaml" ;;
 	gorilla | nbio | gnet | centrifuge) echo "bin/peers/$1 --listen $HOST:$PORT" ;;
 	*)
 		echo "compare.sh: unknown server $1" >&2
@@ -195,6 +198,7 @@ for scn in $SCENARIOS; do
 			name="$srv.$scn.$rep"
 			echo "== $name"
 			port_free
+			rm -rf "$OUT/durable-data" # streamd_durable starts each run on an empty log
 			taskset -c "$SERVER_CPU" "${srv_cmd[@]}" >"$OUT/$name.server.log" 2>&1 &
 			SERVER_PID=$!
 			if ! wait_port; then
