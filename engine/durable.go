@@ -102,7 +102,7 @@ func (e *Engine) recoverRoom(r *room) error {
 		return fmt.Errorf("engine: room %q: reading its log: %w", r.name, err)
 	}
 	r.seq, r.committed = last, last
-	return nil
+	return e.recoverProducers(r)
 }
 
 // appendDurable hands m (seq assigned) to the room log; the commit's
@@ -133,6 +133,9 @@ func (sh *shard) durableDone(x exec, r *room, m *Message, from *session, err err
 		return
 	}
 	sh.e.cfg.Logger.Error("engine: durable append failed: message not delivered", "room", r.name, "seq", m.seq, "err", err)
+	if p, ok := r.producers[m.producer]; ok && m.producer != "" && p.seq == m.seq {
+		delete(r.producers, m.producer) // not applied: a resend must go through
+	}
 	sh.e.durableFailures.Add(1)
 	if from != nil && m.id != nil {
 		id := m.id

@@ -111,3 +111,62 @@ func TestDurableJoinSinceReadsTheLogAndRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestExactlyOncePublishSurvivesRestart: resends of a producer's publish
+// are answered as duplicates, not published again, also after a restart.
+func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+	durableConfig(dir)(&cfg)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, e, false)
+	pub := func(c *client, pseq int) map[string]any {
+		c.send(map[string]any{"type": "publish", "room": "d.once", "id": pseq, "producer": "p1", "pseq": pseq, "data": pseq})
+		return c.expect("ack")
+	}
+	for i := 1; i <= 3; i++ {
+		if a := pub(c, i); num(a["seq"]) != uint64(i) || a["duplicate"] != nil {
+			t.Fatalf("%v", a)
+		}
+	}
+	if a := pub(c, 3); a["duplicate"] != true || num(a["seq"]) != 3 {
+		t.Fatalf("resend of the last: %v", a)
+	}
+	if a := pub(c, 2); a["duplicate"] != true {
+		t.Fatalf("resend of an older one: %v", a)
+	}
+	// a plain publish (no producer) is never deduplicated
+	c.send(map[string]any{"type": "publish", "room": "d.once", "id": "plain", "data": 0})
+	if a := c.expect("ack"); num(a["seq"]) != 4 {
+		t.Fatalf("%v", a)
+	}
+	c.ws.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = e.Close(ctx)
+	cancel()
+
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	c2 := dial(t, e2, false)
+	if a := pub(c2, 3); a["duplicate"] != true || num(a["seq"]) != 3 {
+		t.Fatalf("resend after the restart: %v", a)
+	}
+	if a := pub(c2, 4); a["duplicate"] != nil || num(a["seq"]) != 5 {
+		t.Fatalf("next after the restart: %v", a)
+	}
+	if st := e2.Stats(); st.Published != 1 {
+		t.Fatalf("published %d after the restart, want 1", st.Published)
+	}
+}

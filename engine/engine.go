@@ -53,6 +53,7 @@ type Engine struct {
 	store           *state.Store // nil without durable rooms
 	roomLog         *state.Log
 	durableFailures atomic.Uint64
+	duplicates      atomic.Uint64 // exactly-once publishes refused as resends
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up

@@ -165,6 +165,9 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		}
 		m := newMessage(s.enc, env.Data, env.ID)
 		m.t0 = t0
+		if env.Producer != nil && env.HasPSeq {
+			m.producer, m.pseq = string(env.Producer), env.PSeq
+		}
 		ls.send(command{kind: cmdPublish, room: r, sess: s, msg: m})
 	case protocol.TypePing:
 		b := ls.np.BeginFrame(32 + len(env.ID))

@@ -25,7 +25,10 @@ type Message struct {
 	id   []byte   // publisher's raw id (for the ack); aliases buf
 	buf  []byte   // owned storage for data and id
 	t0   int64    // Metrics full: when its frame was read (Unix ns), else 0
-	tp   int64    // Metrics full: when its shard published it
+	// producer and pseq identify an exactly-once publish ("" when none).
+	producer string
+	pseq     uint64
+	tp       int64 // Metrics full: when its shard published it
 }
 
 // Room returns the room's name.
@@ -75,7 +78,7 @@ func (m *Message) release() {
 	switch n := m.refs.Add(-1); {
 	case n > 0:
 	case n == 0:
-		m.room, m.data, m.id, m.seq, m.t0, m.tp = nil, nil, nil, 0, 0, 0
+		m.room, m.data, m.id, m.seq, m.t0, m.tp, m.producer, m.pseq = nil, nil, nil, 0, 0, 0, "", 0
 		if cap(m.buf) > maxPooledBuf {
 			m.buf = nil
 		}

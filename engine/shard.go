@@ -33,6 +33,9 @@ type room struct {
 	// been sent and what `joined` reports.
 	durable   bool
 	committed uint64
+	// producers remembers exactly-once publishers (producers.go).
+	producers map[string]prodState
+	prodClock int64
 
 	// views[i] is loop i's list of its local members (loop-owned).
 	views []*roomView
@@ -238,8 +241,12 @@ func (sh *shard) publish(x exec, r *room, m *Message, from *session) {
 			m.tp = netpoll.MonoNow()
 		}
 	}
+	if sh.checkProducer(x, r, m, from) {
+		return
+	}
 	r.seq++
 	m.seq, m.room = r.seq, r
+	sh.recordProducer(r, m)
 	if r.durable {
 		sh.appendDurable(x, r, m, from)
 		return
