@@ -102,7 +102,10 @@ func (e *Engine) recoverRoom(r *room) error {
 		return fmt.Errorf("engine: room %q: reading its log: %w", r.name, err)
 	}
 	r.seq, r.committed = last, last
-	return e.recoverProducers(r)
+	if err := e.recoverProducers(r); err != nil {
+		return err
+	}
+	return e.recoverPositions(r)
 }
 
 // appendDurable hands m (seq assigned) to the room log; the commit's

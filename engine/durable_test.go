@@ -170,3 +170,60 @@ func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
 		t.Fatalf("published %d after the restart, want 1", st.Published)
 	}
 }
+
+// TestAckedPositionResumesAfterReconnectAndRestart: a member that acks
+// gets, on its next join (no since), exactly what it did not ack, also
+// after the engine restarted.
+func TestAckedPositionResumesAfterReconnectAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+	durableConfig(dir)(&cfg)
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, e, false)
+	c.send(map[string]any{"type": "join", "room": "d.q", "user_id": "worker-1"})
+	c.expect("joined")
+	for i := 1; i <= 10; i++ {
+		c.send(map[string]any{"type": "publish", "room": "d.q", "data": i})
+		c.expect("message")
+	}
+	c.send(map[string]any{"type": "ack", "room": "d.q", "seq": 6}) // processed up to 6
+	c.send(map[string]any{"type": "ping"})
+	c.expect("pong")
+	c.ws.Close()
+	time.Sleep(100 * time.Millisecond) // the ack's position reaches the store
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = e.Close(ctx)
+	cancel()
+
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	c2 := dial(t, e2, false)
+	c2.send(map[string]any{"type": "join", "room": "d.q", "user_id": "worker-1"})
+	if j := c2.expect("joined"); j["recovered"] != true || num(j["seq"]) != 10 {
+		t.Fatalf("resume join %v", j)
+	}
+	for i := 7; i <= 10; i++ {
+		if m := c2.expect("message"); num(m["seq"]) != uint64(i) {
+			t.Fatalf("resume: %v, want seq %d", m, i)
+		}
+	}
+	// another user has no position: it joins live
+	c3 := dial(t, e2, false)
+	c3.send(map[string]any{"type": "join", "room": "d.q", "user_id": "worker-2"})
+	if j := c3.expect("joined"); j["recovered"] != nil {
+		t.Fatalf("a user without a position: %v", j)
+	}
+	expectQuiet(c3)
+}

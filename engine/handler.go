@@ -178,11 +178,20 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		}
 		s.write(ls.finish(s, b))
 	case protocol.TypeAck:
-		// Client positions are recorded by the durable-room work (state
-		// issue); until then an ack of a joined room has no effect.
+		// In a durable room, the position of a member that joined with a
+		// user_id is recorded (positions.go); elsewhere an ack of a joined
+		// room has no effect.
 		r, err := ls.existingRoom(env.Room)
-		if err != nil || r == nil || s.find(r) == nil {
+		var m *membership
+		if err == nil && r != nil {
+			m = s.find(r)
+		}
+		if m == nil {
 			ls.replyError(s, env.ID, notJoined(env.Room, err))
+			return
+		}
+		if r.durable && m.consumer != "" && env.HasSeq {
+			ls.send(command{kind: cmdAckPos, room: r, sess: s, since: env.Seq, extra: &cmdExtra{user: m.consumer}})
 		}
 	case protocol.TypePresence, protocol.TypePresenceStats:
 		r, err := ls.existingRoom(env.Room)
@@ -223,7 +232,7 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 
 func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
 	c := command{kind: cmdJoin, room: r, sess: s, since: env.Since, hasSince: env.HasSince}
-	if r.presence != nil {
+	if r.presence != nil || (r.durable && env.UserID != nil) {
 		ex, err := ls.presenceJoin(s, env)
 		if err != nil {
 			ls.replyError(s, env.ID, err)
@@ -239,6 +248,9 @@ func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
 		}
 		s.joins = append(s.joins, membership{room: r, pos: -1})
 		m = &s.joins[len(s.joins)-1]
+	}
+	if r.durable && env.UserID != nil {
+		m.consumer = c.extra.user
 	}
 	if m.counted {
 		c.kind = cmdRejoin // already a member: answer again, count once

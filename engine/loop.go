@@ -57,6 +57,9 @@ type membership struct {
 	counted bool
 	pending int32
 	pos     int32 // index in room.views[loop].members; -1 when not in the view
+	// consumer is the user_id the session joined a durable room with: its
+	// acks record that user's position (positions.go).
+	consumer string
 }
 
 // roomView lists one loop's members of a room (loop-owned).

@@ -36,6 +36,8 @@ type room struct {
 	// producers remembers exactly-once publishers (producers.go).
 	producers map[string]prodState
 	prodClock int64
+	// positions are durable-room members' acked seqs, by user (positions.go).
+	positions map[string]uint64
 
 	// views[i] is loop i's list of its local members (loop-owned).
 	views []*roomView
@@ -57,6 +59,7 @@ const (
 	cmdPublish               // publish msg to room
 	cmdPresence              // presence query (extra: cursor, limit)
 	cmdPresenceStats         // presence_stats query
+	cmdAckPos                // a durable room member's ack (since: the seq; extra.user: who)
 )
 
 // command travels from a loop to the shard that owns its room. The shard
@@ -191,6 +194,9 @@ func (sh *shard) handle(x exec, c *command) {
 	case cmdPresence, cmdPresenceStats:
 		sh.answerPresence(x, c)
 		return
+	case cmdAckPos:
+		sh.recordPosition(r, c.extra.user, c.since)
+		return
 	case cmdJoin, cmdRejoin:
 		if c.kind == cmdJoin {
 			r.loopCount[li]++
@@ -198,6 +204,7 @@ func (sh *shard) handle(x exec, c *command) {
 		last := r.seq
 		if r.durable {
 			last = r.committed // messages after it are on their way to disk
+			sh.resumeFrom(r, c)
 		}
 		o := out{kind: outJoined, room: r, sess: c.sess, msg: c.msg, seq: last, recovered: -1}
 		if c.hasSince {
