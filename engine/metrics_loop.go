@@ -217,6 +217,12 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 	snap.Drops["pipeline_nodes"] = nodeDropped
 	snap.Drops["pipeline_retired"] = retired
 
+	if st := e.store; st != nil {
+		ss := st.Stats()
+		snap.State = &StateMetrics{Commits: ss.Commits, Writes: ss.Writes, CommitFailures: ss.CommitFailures,
+			DurableFailures: e.durableFailures.Load(), Duplicates: e.duplicates.Load(),
+			GCRuns: ss.GCRuns, GCFilesReclaimed: ss.GCFilesReclaimed, LSMBytes: ss.LSMBytes, VLogBytes: ss.VLogBytes}
+	}
 	snap.Runtime = sp.runtimeMetrics()
 	sp.prev = now
 	return snap

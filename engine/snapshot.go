@@ -32,7 +32,22 @@ type MetricsSnapshot struct {
 	Histogram HistogramBuckets `json:"histogram"`
 
 	Pipelines []NodeMetrics `json:"pipelines"`
-	Alerts    []AlertState  `json:"alerts"` // firing alerts
+	// State is the state store's figures (absent without durable rooms).
+	State  *StateMetrics `json:"state,omitempty"`
+	Alerts []AlertState  `json:"alerts"` // firing alerts
+}
+
+// StateMetrics are the state store's and the durable rooms' figures.
+type StateMetrics struct {
+	Commits          uint64 `json:"commits"`          // group commits (one fsync each)
+	Writes           uint64 `json:"writes"`           // writes those commits carried
+	CommitFailures   uint64 `json:"commit_failures"`  // commits that failed (each write got the error)
+	DurableFailures  uint64 `json:"durable_failures"` // durable publishes refused with not_durable
+	Duplicates       uint64 `json:"duplicates"`       // exactly-once resends answered as duplicates
+	GCRuns           uint64 `json:"gc_runs"`          // value-log GC passes
+	GCFilesReclaimed uint64 `json:"gc_files_reclaimed"`
+	LSMBytes         int64  `json:"lsm_bytes"`
+	VLogBytes        int64  `json:"vlog_bytes"`
 }
 
 // ConnMetrics are connection figures.
@@ -149,6 +164,12 @@ func (s *MetricsSnapshot) Flatten() map[string]float64 {
 		p := "latency." + stage + "."
 		m[p+"p50"], m[p+"p90"], m[p+"p99"], m[p+"p999"], m[p+"max"] = l.P50, l.P90, l.P99, l.P999, l.Max
 		m[p+"count"] = float64(l.Count)
+	}
+	if st := s.State; st != nil {
+		m["state.commits"], m["state.writes"], m["state.commit_failures"] = float64(st.Commits), float64(st.Writes), float64(st.CommitFailures)
+		m["state.durable_failures"], m["state.duplicates"] = float64(st.DurableFailures), float64(st.Duplicates)
+		m["state.gc_runs"], m["state.gc_files_reclaimed"] = float64(st.GCRuns), float64(st.GCFilesReclaimed)
+		m["state.lsm_bytes"], m["state.vlog_bytes"] = float64(st.LSMBytes), float64(st.VLogBytes)
 	}
 	for _, n := range s.Pipelines {
 		p := "pipeline." + n.Pipeline + "." + n.Node + "."

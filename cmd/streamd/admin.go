@@ -37,6 +37,7 @@ const adminIndex = `streamd admin
   /healthz        200 "ok" while serving, 503 while shutting down
   /metrics        Prometheus metrics (streamd_*, go_*, process_*)
   /stats          engine.Stats as JSON
+  /backup         a full backup of the state store, streamed (streamd backup --admin)
   /stats/metrics  the latest metrics snapshot (what $sys.metrics carries; JSON)
   /stats/pipelines  every pipeline operator's counters and latency (JSON)
   POST /ingest?stream=S   feed S's pipelines: one JSON value, or JSON lines
@@ -121,6 +122,19 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 			return
 		}
 		writeJSONOr(w, snap, nil)
+	})
+	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="streamd.backup"`)
+		// The trailer says the stream is whole: a failure after the first
+		// bytes can no longer change the status code.
+		w.Header().Set("Trailer", backupTrailer)
+		if _, err := eng.Backup(w); err != nil {
+			logger.Error("backup failed", "err", err)
+			http.Error(w, "backup: "+err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set(backupTrailer, "complete")
 	})
 	mux.HandleFunc("GET /stats/pipelines", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -241,3 +255,6 @@ func writeJSONOr(w http.ResponseWriter, v any, err error) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// backupTrailer is the HTTP trailer GET /backup sets when the stream is whole.
+const backupTrailer = "X-Streamd-Backup"

@@ -29,6 +29,10 @@ Usage:
   streamd validate FILE      check a config file; prints "ok" or the errors
   streamd top [--admin HOST:PORT] [--interval D] [--once]
                              live text view of a running engine's metrics
+  streamd backup --out FILE (--admin HOST:PORT | --data DIR)
+                             full backup of the state store (running or stopped engine)
+  streamd restore --data DIR --in FILE
+                             load a backup into a new data directory
   streamd version            print the version and the Go version
   streamd help               print this text
 
@@ -73,6 +77,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		return validateMain(rest, stdout, stderr)
 	case "top":
 		return topMain(ctx, rest, stdout, stderr)
+	case "backup":
+		return backupMain(rest, stdout, stderr)
+	case "restore":
+		return restoreMain(rest, stdout, stderr)
 	case "version":
 		if len(rest) > 0 {
 			fmt.Fprintf(stderr, "streamd version: unexpected argument %q\n", rest[0])
@@ -84,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		fmt.Fprint(stdout, usageText)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "streamd: unknown command %q: want serve, validate, top or version (run 'streamd help')\n", cmd)
+		fmt.Fprintf(stderr, "streamd: unknown command %q: want serve, validate, top, backup, restore or version (run 'streamd help')\n", cmd)
 		return exitUsage
 	}
 }
