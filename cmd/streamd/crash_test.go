@@ -162,7 +162,7 @@ func TestKill9LosesNoAcknowledgedMessage(t *testing.T) {
 
 // startBinary starts streamd serve on a free port with cfg and data, and
 // returns its WebSocket URL and a function that SIGKILLs it and waits.
-func startBinary(t *testing.T, bin, cfg, data string) (string, func()) {
+func startBinary(t testing.TB, bin, cfg, data string) (string, func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "", "--data", data, "--log-level", "info")
 	stderr, _ := cmd.StderrPipe()
