@@ -11,9 +11,16 @@
 // Batcher a write goes through, and what a failed write means. It imports
 // nothing of streamd's, and never netpoll/.
 //
-// Window and session state, deduplication windows and checkpoints (state
-// and input offset in one transaction) are still to come; they will use
-// the same store and key space (new tags).
+// Sessions (sessions.go) keeps per-key session state with an idle
+// timeout in memory, compactly (about 170 bytes per session), persisted
+// through a Batcher under Key(namespace, key) as
+// u8 version=1 | u64 firstSeen | u64 lastSeen | data, with TTL idle +
+// grace; Load restores it after a restart and sessions that went idle
+// while the process was down expire at the first Advance.
+//
+// Window state, deduplication windows and checkpoints (state and input
+// offset in one transaction) are still to come; they will use the same
+// store and key space.
 //
 // # Calls and who may make them
 //
