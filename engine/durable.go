@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"streamd/pipeline"
 	"streamd/protocol"
 	"streamd/state"
 )
@@ -41,6 +42,19 @@ func (c *Config) anyDurable() bool {
 	return false
 }
 
+// usesStore reports whether some pipeline has a node that keeps state in
+// the store (op session).
+func usesStore(specs []pipeline.Spec) bool {
+	for _, s := range specs {
+		for _, n := range s.Nodes {
+			if n.Op == "session" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // durableFor returns whether a room is durable and its log retention.
 func (c *Config) durableFor(name string) (bool, state.Retention) {
 	for _, p := range c.Rooms {
@@ -54,7 +68,7 @@ func (c *Config) durableFor(name string) (bool, state.Retention) {
 // openState opens the store and one batcher per shard when some room is
 // durable.
 func (e *Engine) openState() error {
-	if !e.cfg.anyDurable() {
+	if !e.cfg.anyDurable() && !usesStore(e.cfg.Pipelines) {
 		return nil
 	}
 	st, err := state.Open(state.Options{Dir: e.cfg.Data, InMemory: e.cfg.Data == "", Logger: e.cfg.Logger})

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,4 +227,57 @@ func TestAckedPositionResumesAfterReconnectAndRestart(t *testing.T) {
 		t.Fatalf("a user without a position: %v", j)
 	}
 	expectQuiet(c3)
+}
+
+// TestSessionStateSurvivesRestart: a pipeline's session op keeps its
+// sessions in the store: one opened before a restart expires after it.
+func TestSessionStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	specsSrc := `
+- name: visits
+  input: {stream: clicks}
+  edges: ["input -> visit", "visit -> output", "visit.expired -> ended"]
+  nodes:
+    - {name: visit, op: session, key: "data.user", duration: 1500ms}
+    - {name: ended, op: room, room: ended}
+  output: {room: seen}
+`
+	cfg := Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if e.store == nil {
+		t.Fatal("a session op did not open the store")
+	}
+	if err := e.Ingest(context.Background(), "clicks", []byte(`{"user":"ann"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // through the pipeline and its batcher
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = e.Close(ctx)
+	cancel()
+
+	e2, err := New(Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 4)
+	if err := e2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	stop, _ := e2.Subscribe("ended", func(m *Message) { got <- string(m.Data()) })
+	defer stop()
+	select {
+	case d := <-got:
+		if !strings.Contains(d, `"type":"session_expired","key":"ann"`) || !strings.Contains(d, `"data":{"user":"ann"}`) {
+			t.Fatalf("expired: %s", d)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("the session opened before the restart never expired")
+	}
 }

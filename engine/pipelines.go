@@ -460,7 +460,7 @@ func (e *Engine) applyPipelines(specs []pipeline.Spec) error {
 				prev = rt.p
 			}
 			var p *pipeline.Pipeline
-			p, err = pipeline.Build(spec, rt.flow, pipeline.Options{Host: host{x: rt.exec, rt: rt}, Logger: e.cfg.Logger}, prev)
+			p, err = pipeline.Build(spec, rt.flow, pipeline.Options{Host: host{x: rt.exec, rt: rt}, Logger: e.cfg.Logger, Store: e.store}, prev)
 			if err != nil {
 				return
 			}

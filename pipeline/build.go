@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"streamd/operators"
+	"streamd/state"
 )
 
 // Host is what a pipeline's outputs need from whoever runs it (the
@@ -33,6 +34,11 @@ type Options struct {
 	// HTTPClient posts webhooks. Default a client without timeout (each
 	// webhook sets its own per attempt).
 	HTTPClient *http.Client
+	// Store keeps the state of stateful ops (session) so it survives
+	// restarts. nil: each such node keeps an in-memory store of its own.
+	Store *state.Store
+
+	checkOnly bool // Check: build to validate, open nothing
 }
 
 func (o *Options) ensureDefaults() {
@@ -145,6 +151,7 @@ func firstLine(s string) string {
 // report, with its place in the config.
 func Check(spec Spec, opts Options) error {
 	opts.Host = nopHost{}
+	opts.checkOnly = true
 	p, err := Build(spec, operators.NewFlow(operators.FlowOptions{Name: spec.Name}), opts, nil)
 	if p != nil {
 		_ = p.Close()

@@ -15,11 +15,11 @@ const errorLogEvery = 10 * time.Second
 // expression that fails on every event neither floods the log nor fails
 // silently. Flow goroutine only (except the webhook's, which has its own).
 type reporter struct {
-	log       *slog.Logger
-	pipeline  string
-	node      string
-	stats     func() *operators.Stats
-	last      time.Time
+	log        *slog.Logger
+	pipeline   string
+	node       string
+	stats      func() *operators.Stats
+	last       time.Time
 	suppressed int
 }
 
