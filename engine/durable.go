@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ func (c *Config) anyDurable() bool {
 func usesStore(specs []pipeline.Spec) bool {
 	for _, s := range specs {
 		for _, n := range s.Nodes {
-			if n.Op == "session" {
+			if n.Op == "session" || n.Op == "state" {
 				return true
 			}
 		}
@@ -241,4 +242,39 @@ func (e *Engine) Backup(w io.Writer) (uint64, error) {
 		return 0, errors.New("engine: no state store to back up: no room policy is durable")
 	}
 	return st.Backup(w, 0)
+}
+
+// StateEntry is one key of a pipeline's keyed state.
+type StateEntry struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// State reads what pipeline's `state` sinks wrote: the key given, or
+// (key "") every key starting with prefix, at most limit (0: 100). Safe
+// from any goroutine.
+func (e *Engine) State(pipelineName, key, prefix string, limit int) ([]StateEntry, error) {
+	st := e.store
+	if st == nil {
+		return nil, errors.New("engine: no state store: no pipeline has a state or session node and no room is durable")
+	}
+	ns := pipeline.StateNamespace(pipelineName)
+	if key != "" {
+		v, err := st.Get(state.Key(ns, key))
+		if err != nil {
+			return nil, err
+		}
+		return []StateEntry{{Key: key, Value: v}}, nil
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []StateEntry
+	pre := state.Key(ns, prefix)
+	full := state.Key(ns, "")
+	err := st.Scan(pre, func(k, v []byte) bool {
+		out = append(out, StateEntry{Key: string(k[len(full):]), Value: append(json.RawMessage(nil), v...)})
+		return len(out) < limit
+	})
+	return out, err
 }

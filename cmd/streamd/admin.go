@@ -37,6 +37,7 @@ const adminIndex = `streamd admin
   /healthz        200 "ok" while serving, 503 while shutting down
   /metrics        Prometheus metrics (streamd_*, go_*, process_*)
   /stats          engine.Stats as JSON
+  /state?pipeline=P&key=K | &prefix=X&limit=N   what a pipeline's state sinks wrote (JSON)
   /backup         a full backup of the state store, streamed (streamd backup --admin)
   /stats/metrics  the latest metrics snapshot (what $sys.metrics carries; JSON)
   /stats/pipelines  every pipeline operator's counters and latency (JSON)
@@ -122,6 +123,24 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 			return
 		}
 		writeJSONOr(w, snap, nil)
+	})
+	mux.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		limit, err := parseUintParam(q.Get("limit"))
+		if err != nil || q.Get("pipeline") == "" {
+			http.Error(w, "state: want ?pipeline=P and key=K or prefix=X (limit=N)", http.StatusBadRequest)
+			return
+		}
+		ents, err := eng.State(q.Get("pipeline"), q.Get("key"), q.Get("prefix"), int(min(limit, 10000)))
+		if err != nil {
+			code := http.StatusNotFound
+			if !strings.Contains(err.Error(), "not found") {
+				code = http.StatusConflict
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		writeJSONOr(w, ents, nil)
 	})
 	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/octet-stream")

@@ -1,0 +1,105 @@
+package pipeline
+
+import (
+	"streamd/operators"
+	"streamd/state"
+)
+
+func init() { extraBuiltins = append(extraBuiltins, registerStateSink) }
+
+// StateNamespace is the state-store namespace of a pipeline's `state`
+// sinks: keys written by pipeline P live under StateNamespace(P).
+func StateNamespace(pipeline string) string { return "state:" + pipeline }
+
+func registerStateSink(r *Registry) {
+	r.Register("state", OpDef{
+		Doc: "sink: writes each event's data (or the `to` expression) under `key` in the pipeline's keyed state, " +
+			"durably (group commit), optionally expiring after `duration`; read it back with GET /state on the admin port",
+		Fields: []string{"key", "to", "duration"},
+		Build:  buildStateSink,
+	})
+}
+
+func buildStateSink(c *BuildContext) (operators.Node, error) {
+	ns := c.Node
+	key, err := c.Expr("key", ns.Key, false)
+	if err != nil {
+		return nil, err
+	}
+	var to *Expr
+	if ns.To != "" {
+		if to, err = c.Expr("to", ns.To, false); err != nil {
+			return nil, err
+		}
+	}
+	if ns.Duration < 0 {
+		return nil, c.Errorf("duration", "a negative TTL")
+	}
+	var sink *operators.Sink[Event]
+	if c.Opts.checkOnly {
+		return operators.NewSink(ns.Name, func([]Event) {}), nil
+	}
+	st := c.Opts.Store
+	own := false
+	if st == nil {
+		if st, err = state.Open(state.Options{InMemory: true, GCInterval: -1}); err != nil {
+			return nil, c.Errorf("", "state sink: %v", err)
+		}
+		own = true
+	}
+	b, err := st.NewBatcher()
+	if err != nil {
+		if own {
+			_ = st.Close()
+		}
+		return nil, c.Errorf("", "state sink: %v", err)
+	}
+	c.Keep(stateSinkCloser{b: b, st: st, own: own})
+	nsName := StateNamespace(c.Spec.Name)
+	ttl := ns.Duration
+	rep := c.reporter(func() *operators.Stats { return sink.Stats() })
+	var kb []byte
+	onWrite := func(err error) {
+		if err != nil {
+			rep.note(err, "state write failed")
+		}
+	}
+	sink = operators.NewSink(ns.Name, func(batch []Event) {
+		for i := range batch {
+			ev := &batch[i]
+			k, err := key.String(ev)
+			if err != nil {
+				rep.fail(err, "key (not written)")
+				continue
+			}
+			val := ev.Data
+			if to != nil {
+				if val, _, err = to.JSON(ev); err != nil {
+					rep.fail(err, "to (not written)")
+					continue
+				}
+			}
+			kb = state.AppendKey(kb[:0], nsName, []byte(k))
+			if err := b.Put(kb, val, ttl, onWrite); err != nil {
+				rep.fail(err, "state write refused")
+			}
+		}
+		b.Flush()
+	})
+	return sink, nil
+}
+
+type stateSinkCloser struct {
+	b   *state.Batcher
+	st  *state.Store
+	own bool
+}
+
+func (c stateSinkCloser) Close() error {
+	_ = c.b.Sync()
+	c.b.Close()
+	if c.own {
+		return c.st.Close()
+	}
+	return nil
+}
