@@ -52,7 +52,7 @@ type fileConfig struct {
 	// Absent: 127.0.0.1:9090.
 	Admin *string `yaml:"admin"`
 	// Data is the state directory; "" keeps state in memory. Absent:
-	// ./data. (The state store does not exist yet: nothing is written.)
+	// ./data. Opened only when a room is durable or a pipeline keeps state.
 	Data *string `yaml:"data"`
 	// Engine holds listen, mode, rooms and every engine tunable, with the
 	// YAML names of engine.Config (listen, path, mode, loops, workers,

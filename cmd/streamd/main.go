@@ -43,7 +43,8 @@ Serve flags (flag > environment > config file > built-in default):
   --admin HOST:PORT      admin HTTP address; "" turns it off
                          (env STREAMD_ADMIN; default 127.0.0.1:9090)
   --data DIR             state directory; "" keeps state in memory
-                         (env STREAMD_DATA; default ./data; not written yet)
+                         (env STREAMD_DATA; default ./data; used by durable rooms
+                         and the state and session pipeline nodes)
   --in-memory            same as --data ""
   --log-level LEVEL      debug, info, warn or error (default info)
   --log-format FORMAT    text or json (default text); logs go to stderr
