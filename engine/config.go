@@ -79,6 +79,14 @@ type Config struct {
 	MaxRoomName int `yaml:"max_room_name" json:"max_room_name"`
 	// MaxRooms caps the number of rooms that exist at once. Default 1,000,000.
 	MaxRooms int `yaml:"max_rooms" json:"max_rooms"`
+	// MaxMessagesPerSecond caps the messages one connection may send per
+	// second (a token bucket with a one-second burst); over it, messages
+	// are dropped and answered `rate_limited` (at most once a second).
+	// Default 0: no limit.
+	MaxMessagesPerSecond float64 `yaml:"max_messages_per_second" json:"max_messages_per_second"`
+	// MaxBytesPerSecond caps the message bytes one connection may send per
+	// second, the same way. Default 0: no limit.
+	MaxBytesPerSecond int64 `yaml:"max_bytes_per_second" json:"max_bytes_per_second"`
 	// MaxRoomsPerConn caps the rooms one connection may join. Default 1,000.
 	MaxRoomsPerConn int `yaml:"max_rooms_per_conn" json:"max_rooms_per_conn"`
 	// DefaultHistory is the history length of rooms no policy sets. Default 100.
@@ -274,6 +282,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MetricsInterval > 0 && c.MetricsInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("engine: metrics_interval = %v: want ≥ 10ms (or negative for off)", c.MetricsInterval))
+	}
+	if c.MaxMessagesPerSecond < 0 || c.MaxBytesPerSecond < 0 {
+		errs = append(errs, fmt.Errorf("engine: max_messages_per_second = %v, max_bytes_per_second = %d: want ≥ 0 (0: no limit)", c.MaxMessagesPerSecond, c.MaxBytesPerSecond))
 	}
 	if c.PresenceGrace < 0 {
 		errs = append(errs, fmt.Errorf("engine: presence_grace = %v: want ≥ 0 (0 means 5s; a tiny value such as 1ms turns grace off)", c.PresenceGrace))

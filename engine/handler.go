@@ -119,6 +119,9 @@ func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 	ls := s.ls
 	ls.counters.received.Add(1)
+	if (e.cfg.MaxMessagesPerSecond > 0 || e.cfg.MaxBytesPerSecond > 0) && !ls.allowed(s, len(payload)) {
+		return
+	}
 	env := &ls.env
 	var err error
 	if op == netpoll.OpText {
@@ -307,7 +310,7 @@ func (ls *loopState) roomFor(name []byte) (*room, error) {
 	return r, nil
 }
 
-// replyError answers s with an error envelope.
+// replyError answers s with an error envelope, and counts it.
 func (ls *loopState) replyError(s *session, id []byte, err error) {
 	var pe *protocol.Error
 	if !errors.As(err, &pe) {
@@ -315,6 +318,11 @@ func (ls *loopState) replyError(s *session, id []byte, err error) {
 	}
 	ls.counters.errors.Add(1)
 	ls.metrics.errCodes[errorCodeIndex(pe.Code)].Inc()
+	ls.replyErrorUncounted(s, id, pe)
+}
+
+// replyErrorUncounted answers s with an error envelope (the caller counted it).
+func (ls *loopState) replyErrorUncounted(s *session, id []byte, pe *protocol.Error) {
 	b := ls.np.BeginFrame(64 + len(id) + len(pe.Code) + len(pe.Message))
 	if s.enc == encJSON {
 		b = protocol.AppendErrorJSON(b, id, pe.Code, pe.Message)

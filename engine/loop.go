@@ -40,6 +40,9 @@ type session struct {
 	enc    encoding // the encoding the client last used
 	closed bool
 	joins  []membership
+
+	msgBucket, byteBucket bucket // rate limits (ratelimit.go)
+	limitedAt             int64  // last rate_limited answer (loop time)
 }
 
 // membership is a session's relation to one room, as this loop sees it.
