@@ -79,6 +79,15 @@ type Config struct {
 	MaxRoomName int `yaml:"max_room_name" json:"max_room_name"`
 	// MaxRooms caps the number of rooms that exist at once. Default 1,000,000.
 	MaxRooms int `yaml:"max_rooms" json:"max_rooms"`
+	// MaxConnectionsPerIP caps the open connections from one remote IP;
+	// extra upgrades get HTTP 429. Default 0: no cap.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip" json:"max_connections_per_ip"`
+	// AllowedOrigins lists the Origin headers a WebSocket upgrade may
+	// carry (path.Match globs: "https://app.example.com",
+	// "https://*.example.com"); an upgrade with another Origin gets HTTP
+	// 403. Clients that send no Origin (not browsers) are not affected.
+	// Default none: every origin is allowed.
+	AllowedOrigins []string `yaml:"allowed_origins" json:"allowed_origins"`
 	// MaxMessagesPerSecond caps the messages one connection may send per
 	// second (a token bucket with a one-second burst); over it, messages
 	// are dropped and answered `rate_limited` (at most once a second).
@@ -283,6 +292,11 @@ func (c *Config) Validate() error {
 	if c.MetricsInterval > 0 && c.MetricsInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("engine: metrics_interval = %v: want ≥ 10ms (or negative for off)", c.MetricsInterval))
 	}
+	for i, o := range c.AllowedOrigins {
+		if _, err := path.Match(o, ""); err != nil || o == "" {
+			errs = append(errs, fmt.Errorf("engine: allowed_origins[%d] %q: want an origin or a glob such as \"https://*.example.com\"", i, o))
+		}
+	}
 	if c.MaxMessagesPerSecond < 0 || c.MaxBytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("engine: max_messages_per_second = %v, max_bytes_per_second = %d: want ≥ 0 (0: no limit)", c.MaxMessagesPerSecond, c.MaxBytesPerSecond))
 	}
@@ -319,7 +333,7 @@ func (c *Config) Validate() error {
 var netpollKeys = map[string]string{
 	"Loops": "loops", "MaxMessageSize": "max_message_size", "MaxConnections": "max_connections",
 	"IdleTimeout": "idle_timeout", "HeartbeatInterval": "heartbeat_interval",
-	"WriteBufferLimit": "write_buffer_limit", "Path": "path",
+	"WriteBufferLimit": "write_buffer_limit", "Path": "path", "MaxConnectionsPerIP": "max_connections_per_ip",
 }
 
 func (c *Config) netpollOptions() netpoll.Options {
@@ -331,10 +345,30 @@ func (c *Config) netpollOptions() netpoll.Options {
 		DisableCompression: c.DisableCompression, CompressionThreshold: c.CompressionThreshold,
 		CompressionClientTakeover: c.CompressionClientTakeover,
 		MeasureWrites:             c.Metrics == MetricsFull,
+		MaxConnectionsPerIP:       c.MaxConnectionsPerIP,
+		CheckOrigin:               originChecker(c.AllowedOrigins),
 		Logger:                    c.Logger,
 	}
 	o.EnsureDefaults()
 	return o
+}
+
+// originChecker returns netpoll's CheckOrigin for a list of allowed
+// origin globs (nil: every origin is allowed).
+func originChecker(allowed []string) func(origin []byte) bool {
+	if len(allowed) == 0 {
+		return nil
+	}
+	pats := append([]string(nil), allowed...)
+	return func(origin []byte) bool {
+		o := string(origin)
+		for _, p := range pats {
+			if ok, _ := path.Match(p, o); ok {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // presenceFor reports whether a room has presence on.

@@ -1,9 +1,12 @@
 package engine
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 func TestRateLimitPerConnection(t *testing.T) {
@@ -73,4 +76,35 @@ func TestByteRateLimit(t *testing.T) {
 	if m := c.expect("error"); m["code"] != CodeRateLimited {
 		t.Fatalf("%v", m)
 	}
+}
+
+func TestConnectionsPerIPAndAllowedOrigins(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.MaxConnectionsPerIP = 2
+		c.AllowedOrigins = []string{"https://*.example.com"}
+	})
+	url := "ws://" + e.Addr().String() + "/ws"
+	a := dial(t, e, false)
+	b := dial(t, e, false)
+	_, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	if err == nil || resp == nil || resp.StatusCode != 429 {
+		t.Fatalf("third connection from one IP: %v %v", resp, err)
+	}
+	a.ws.Close()
+	time.Sleep(100 * time.Millisecond)
+	c := dial(t, e, false) // a place came free
+	_ = b
+	_ = c
+	h := http.Header{"Origin": {"https://evil.test"}}
+	b.ws.Close()
+	time.Sleep(100 * time.Millisecond)
+	if _, resp, err := websocket.DefaultDialer.Dial(url, h); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("a foreign origin: %v %v", resp, err)
+	}
+	h.Set("Origin", "https://app.example.com")
+	ws, _, err := websocket.DefaultDialer.Dial(url, h)
+	if err != nil {
+		t.Fatalf("an allowed origin: %v", err)
+	}
+	ws.Close()
 }

@@ -25,6 +25,7 @@ type Conn struct {
 	gc    gnet.Conn
 	loop  *Loop
 	state connState
+	ip    string // remote IP, when counted for MaxConnectionsPerIP
 
 	// negotiated at upgrade
 	subprotocol    string

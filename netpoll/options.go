@@ -21,6 +21,9 @@ type Options struct {
 	// Pin locks each loop to an OS thread and that thread to one CPU
 	// (sched_setaffinity) where the OS allows it. Default false.
 	Pin bool
+	// MaxConnectionsPerIP caps the open connections from one remote IP;
+	// extra ones get HTTP 429. Default 0: no cap.
+	MaxConnectionsPerIP int
 	// MaxConnections caps open connections; extra ones get HTTP 503.
 	// Default 100,000.
 	MaxConnections int
@@ -139,6 +142,9 @@ func (o *Options) ValidateAs(prefix string, names map[string]string) error {
 	}
 	if o.MaxHeaderBytes < 256 {
 		bad("%s = %d: need at least 256", name("MaxHeaderBytes"), o.MaxHeaderBytes)
+	}
+	if o.MaxConnectionsPerIP < 0 {
+		bad("%s = %d: want ≥ 0 (0: no cap)", name("MaxConnectionsPerIP"), o.MaxConnectionsPerIP)
 	}
 	if o.MaxConnections < 1 {
 		bad("%s = %d: need at least 1", name("MaxConnections"), o.MaxConnections)

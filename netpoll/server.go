@@ -33,7 +33,7 @@ type Handler interface {
 type Stats struct {
 	Accepted          atomic.Int64
 	Open              atomic.Int64
-	Rejected          atomic.Int64 // over MaxConnections or shutting down
+	Rejected          atomic.Int64 // over MaxConnections or MaxConnectionsPerIP, or shutting down
 	HandshakeFailures atomic.Int64
 	HandshakeTimeouts atomic.Int64
 	ProtocolErrors    atomic.Int64
@@ -54,6 +54,9 @@ type Server struct {
 	runErr  chan error
 	done    chan struct{}
 	closing atomic.Bool
+
+	perIPMu sync.Mutex     // guards perIP (accept and close only, not the message path)
+	perIP   map[string]int // open connections by remote IP (MaxConnectionsPerIP)
 
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*Loop
@@ -235,6 +238,22 @@ func (s *Server) loopOf(gc gnet.Conn) *Loop {
 	return l
 }
 
+// remoteIP is the IP of gc's peer, as a string ("" if unknown).
+func remoteIP(gc gnet.Conn) string {
+	switch a := gc.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.IP.String()
+	case nil:
+		return ""
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return a.String()
+		}
+		return host
+	}
+}
+
 // OnOpen implements gnet.EventHandler.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := &Conn{gc: gc, state: stateHandshake, idx: -1}
@@ -243,6 +262,22 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		c.state = stateRejected
 		s.count(&s.stats.Rejected)
 		return httpError(503, "streamd: connection limit reached (MaxConnections) or shutting down\n"), gnet.Close
+	}
+	if s.opts.MaxConnectionsPerIP > 0 {
+		ip := remoteIP(gc)
+		s.perIPMu.Lock()
+		if s.perIP == nil {
+			s.perIP = make(map[string]int)
+		}
+		if s.perIP[ip] >= s.opts.MaxConnectionsPerIP {
+			s.perIPMu.Unlock()
+			c.state = stateRejected
+			s.count(&s.stats.Rejected)
+			return httpError(429, "streamd: too many connections from this address (MaxConnectionsPerIP)\n"), gnet.Close
+		}
+		s.perIP[ip]++
+		s.perIPMu.Unlock()
+		c.ip = ip
 	}
 	s.stats.Open.Add(1)
 	s.count(&s.stats.Accepted)
@@ -264,6 +299,13 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c.state = stateClosed
 	c.loop.removeConn(c)
 	s.stats.Open.Add(-1)
+	if c.ip != "" {
+		s.perIPMu.Lock()
+		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
+			delete(s.perIP, c.ip)
+		}
+		s.perIPMu.Unlock()
+	}
 	if wasOpen {
 		s.handler.OnClose(c, err)
 	}
