@@ -1,7 +1,8 @@
 # streamd — see README.md. Every target runs from the repository root.
 #
 #   make run        build bin/streamd and serve on 127.0.0.1:8080 (admin :9090)
-#   make test       go vet, then every test with the race detector
+#   make test       go vet and staticcheck, then every test with the race detector
+#   make lint       staticcheck (honnef.co/go/tools, pinned, from the module proxy)
 #   make build      bin/streamd (PGO from profiles/default.pgo when present)
 #   make bench      benchmarks, 5 runs each, saved to bench/latest.txt
 #   make fuzz       every Fuzz target for FUZZTIME (default 30s) each
@@ -26,7 +27,7 @@ SHELL       := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 .DEFAULT_GOAL := build
-.PHONY: run build test test-deps test-peers bench bench-compare loadtest profile fuzz clean
+.PHONY: run build test test-deps test-peers lint bench bench-compare loadtest profile fuzz clean
 
 build:
 	$(GO) build -trimpath -pgo=$(PGO) -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/streamd
@@ -42,8 +43,16 @@ run:
 
 test: test-deps
 	$(GO) vet ./...
+	$(MAKE) lint
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(MAKE) test-peers
+
+# staticcheck, pinned; `go run` fetches it from the Go module proxy once.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	cd bench/peers && $(GO) run $(STATICCHECK) ./...
 
 # The reference servers of bench-compare live in their own module
 # (bench/peers) so their dependencies stay out of the engine's.

@@ -176,14 +176,14 @@ func TestReserveCommitPeekRelease(t *testing.T) {
 }
 
 func TestMayHoldPointers(t *testing.T) {
-	type flat struct {
-		a int
-		b [4]float64
-		c struct{ d bool }
+	type flat struct { // blank fields: only their types matter here
+		_ int
+		_ [4]float64
+		_ struct{ _ bool }
 	}
 	type withPtr struct {
-		a int
-		s string
+		_ int
+		_ string
 	}
 	for _, tc := range []struct {
 		typ  reflect.Type
