@@ -68,7 +68,11 @@ func parseConfig(name string, src []byte) (*fileConfig, error) {
 	if len(bytes.TrimSpace(src)) == 0 {
 		return fc, nil // an empty file is a config with every default
 	}
-	if err := yaml.UnmarshalWithOptions(src, fc, yaml.Strict()); err != nil {
+	if err := unmarshalYAML(src, fc); err != nil {
+		var pe *yamlPanic
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s: %v", name, err)
+		}
 		return nil, formatYAMLError(name, src, err)
 	}
 	// Pipelines are compiled here, where the source is at hand, so their
@@ -83,11 +87,36 @@ func parseConfig(name string, src []byte) (*fileConfig, error) {
 	return fc, nil
 }
 
+// yamlPanic is a panic of the YAML library turned into an error.
+type yamlPanic struct{ v any }
+
+func (p *yamlPanic) Error() string {
+	return fmt.Sprintf("the YAML parser failed on this file (%v): check its syntax near the keys you changed last", p.v)
+}
+
+// unmarshalYAML decodes strictly and turns a panic of goccy/go-yaml
+// (v1.19.2 dereferences nil on some malformed input, found by
+// FuzzParseConfig) into an error: a bad config file must never crash
+// validate or serve.
+func unmarshalYAML(src []byte, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &yamlPanic{r}
+		}
+	}()
+	return yaml.UnmarshalWithOptions(src, v, yaml.Strict())
+}
+
 // locateError finds the top-level key whose value go-yaml failed on when
 // its error carries no position (a bad duration such as "25x" is reported
 // by time.ParseDuration alone): it decodes each top-level entry on its own
 // and returns the key of the first that fails.
-func locateError(src []byte) *ast.MappingValueNode {
+func locateError(src []byte) (kv *ast.MappingValueNode) {
+	defer func() {
+		if recover() != nil { // see unmarshalYAML
+			kv = nil
+		}
+	}()
 	f, err := parser.ParseBytes(src, 0)
 	if err != nil || len(f.Docs) == 0 {
 		return nil
