@@ -1,0 +1,517 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Errors returned by the Client.
+var (
+	ErrClosed         = errors.New("client: closed")
+	ErrQueueFull      = errors.New("client: offline queue full (raise Options.OfflineQueue)")
+	ErrNotConnected   = errors.New("client: not connected")
+	ErrMaybeDelivered = errors.New("client: connection lost before the ack; the publish may or may not have been applied (set Options.Producer for exactly-once resends)")
+)
+
+// ServerError is an {"type":"error"} answer.
+type ServerError struct{ Code, Message string }
+
+func (e *ServerError) Error() string { return "client: server error " + e.Code + ": " + e.Message }
+
+// State is the connection state.
+type State int
+
+const (
+	Connecting   State = iota // first dial
+	Connected                 // welcome received, rooms re-joined, queue flushed
+	Reconnecting              // connection lost, waiting on the backoff
+	Closed                    // Close was called
+)
+
+func (s State) String() string {
+	return [...]string{"connecting", "connected", "reconnecting", "closed"}[s]
+}
+
+// Message is one room message. Data is valid for as long as the caller
+// keeps it (it is not reused).
+type Message struct {
+	Room string
+	Seq  uint64
+	Data json.RawMessage
+}
+
+// frame is every field of every server → client message we read.
+type frame struct {
+	Type        string          `json:"type"`
+	ID          uint64          `json:"id"`
+	Room        string          `json:"room"`
+	Stream      string          `json:"stream"`
+	Seq         uint64          `json:"seq"`
+	Data        json.RawMessage `json:"data"`
+	Recovered   *bool           `json:"recovered"`
+	Duplicate   bool            `json:"duplicate"`
+	Code        string          `json:"code"`
+	Message     string          `json:"message"`
+	HeartbeatMS int64           `json:"heartbeat_ms"`
+}
+
+type outFrame struct {
+	Type     string          `json:"type"`
+	ID       uint64          `json:"id,omitempty"`
+	Room     string          `json:"room,omitempty"`
+	Stream   string          `json:"stream,omitempty"`
+	Since    *uint64         `json:"since,omitempty"`
+	Seq      uint64          `json:"seq,omitempty"`
+	UserID   string          `json:"user_id,omitempty"`
+	Producer string          `json:"producer,omitempty"`
+	PSeq     uint64          `json:"pseq,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
+}
+
+type reply struct {
+	f   frame
+	err error
+}
+
+// request is one message waiting for its answer. A publish keeps its
+// frame so it can be resent after a reconnect.
+type request struct {
+	out  outFrame
+	done chan reply // buffered 1; written once
+}
+
+type roomState struct {
+	handler func(Message)
+	lastSeq uint64 // highest seq handed to the dispatch queue; guarded by Client.mu
+	since   bool   // lastSeq is meaningful (joined once)
+}
+
+// Client is a streamd connection that reconnects by itself. All methods
+// are safe for concurrent use. Room handlers run one at a time, in
+// arrival order, on one dispatch goroutine; they may call any method.
+type Client struct {
+	url  string
+	opts Options
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu guards everything below. Frames are written with mu held, so
+	// the order of writes is the order of the calls (and the offline
+	// queue is flushed before any newer publish).
+	mu      sync.Mutex
+	conn    *websocket.Conn // nil while not Connected
+	state   State
+	nextID  uint64
+	pseq    uint64
+	rooms   map[string]*roomState
+	pending map[uint64]*request   // sent, waiting for answers by id
+	queue   []*request            // publishes waiting for a connection, in order
+	events  map[string][]*request // events waiting for a result, per stream (FIFO)
+
+	dmu      sync.Mutex // guards dispatch
+	dispatch []Message
+	dwake    chan struct{} // buffered 1
+}
+
+// Dial connects to url (ws://HOST:PORT/ws) and returns once the first
+// welcome arrived; later losses are repaired in the background until
+// Close. It fails if the first connection fails.
+func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Client{url: url, opts: opts, rooms: map[string]*roomState{},
+		pending: map[uint64]*request{}, events: map[string][]*request{},
+		dwake: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	conn, hb, err := c.connect(ctx)
+	if err != nil {
+		c.cancel()
+		return nil, err
+	}
+	c.wg.Add(2)
+	go c.dispatchLoop()
+	go c.run(conn, hb)
+	return c, nil
+}
+
+// State returns the current connection state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Close stops the client: the connection is closed and every waiting
+// call returns ErrClosed.
+func (c *Client) Close() error {
+	c.cancel()
+	c.mu.Lock()
+	conn := c.conn
+	c.mu.Unlock()
+	if conn != nil {
+		conn.Close(websocket.StatusNormalClosure, "")
+	}
+	c.wg.Wait()
+	c.mu.Lock()
+	c.failAll(ErrClosed, true)
+	c.setState(Closed, nil)
+	c.mu.Unlock()
+	return nil
+}
+
+// connect dials and reads the welcome; it returns the heartbeat interval.
+func (c *Client) connect(ctx context.Context) (*websocket.Conn, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, c.url, c.opts.DialOptions)
+	if err != nil {
+		return nil, 0, err
+	}
+	conn.SetReadLimit(-1)
+	_, b, err := conn.Read(ctx)
+	if err != nil {
+		conn.CloseNow()
+		return nil, 0, err
+	}
+	var w frame
+	if err := json.Unmarshal(b, &w); err != nil || w.Type != "welcome" {
+		conn.CloseNow()
+		return nil, 0, fmt.Errorf("client: expected welcome, got %q", b)
+	}
+	hb := c.opts.HeartbeatInterval
+	if hb == 0 {
+		hb = time.Duration(w.HeartbeatMS) * time.Millisecond
+	}
+	if hb <= 0 {
+		hb = 25 * time.Second
+	}
+	return conn, hb, nil
+}
+
+// run owns the connection: it serves conn until it fails, then
+// reconnects on the backoff schedule, until Close.
+func (c *Client) run(conn *websocket.Conn, hb time.Duration) {
+	defer c.wg.Done()
+	for {
+		err := c.serve(conn, hb)
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.opts.Logger.Warn("client: connection lost", "url", c.url, "err", err)
+		c.mu.Lock()
+		c.conn = nil
+		c.failInFlight()
+		c.setState(Reconnecting, err)
+		c.mu.Unlock()
+		for attempt := 0; ; attempt++ {
+			d := c.opts.Backoff.Delay(attempt, c.opts.Rand())
+			if c.opts.Sleep(c.ctx, d) != nil {
+				return
+			}
+			conn, hb, err = c.connect(c.ctx)
+			if err == nil {
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.opts.Logger.Debug("client: reconnect failed", "attempt", attempt, "err", err)
+		}
+	}
+}
+
+// serve makes conn current (re-joining rooms and flushing the queue),
+// pings every hb and reads until the connection fails or is silent for
+// DeadAfter.
+func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
+	dead := c.opts.DeadAfter
+	if dead == 0 {
+		dead = 2 * hb
+	}
+	c.mu.Lock()
+	c.conn = conn
+	err := c.resume()
+	if err == nil {
+		c.setState(Connected, nil)
+	} else {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	if err != nil {
+		conn.CloseNow()
+		return err
+	}
+
+	var lastRecv syncTime
+	lastRecv.Store(time.Now())
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // heartbeat and watchdog
+		defer close(done)
+		check := hb / 10
+		if d := dead / 10; d < check {
+			check = d
+		}
+		t := time.NewTicker(max(check, time.Millisecond))
+		defer t.Stop()
+		nextPing := time.Now().Add(hb)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-c.ctx.Done():
+				conn.CloseNow()
+				return
+			case now := <-t.C:
+				if now.Sub(lastRecv.Load()) > dead {
+					c.opts.Logger.Warn("client: connection dead", "silent_for", now.Sub(lastRecv.Load()))
+					conn.CloseNow()
+					return
+				}
+				if now.After(nextPing) {
+					nextPing = now.Add(hb)
+					c.mu.Lock()
+					c.writeLocked(conn, outFrame{Type: "ping"})
+					c.mu.Unlock()
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done; conn.CloseNow() }()
+	for {
+		_, b, err := conn.Read(c.ctx)
+		if err != nil {
+			return err
+		}
+		lastRecv.Store(time.Now())
+		var f frame
+		if err := json.Unmarshal(b, &f); err != nil {
+			c.opts.Logger.Warn("client: bad frame", "err", err)
+			continue
+		}
+		c.handle(f)
+	}
+}
+
+// resume re-joins every room (with since = the last seq seen) and
+// flushes the offline queue, in order. mu held.
+func (c *Client) resume() error {
+	for name, r := range c.rooms {
+		out := outFrame{Type: "join", Room: name, UserID: c.opts.UserID}
+		if r.since {
+			s := r.lastSeq
+			out.Since = &s
+		}
+		// The answer is handled by handle (joined / error) with no waiter.
+		if err := c.writeLocked(c.conn, out); err != nil {
+			return err
+		}
+	}
+	q := c.queue
+	c.queue = nil
+	for i, req := range q {
+		c.nextID++
+		req.out.ID = c.nextID
+		c.pending[req.out.ID] = req
+		if err := c.writeLocked(c.conn, req.out); err != nil {
+			delete(c.pending, req.out.ID)
+			c.queue = append(q[i:], c.queue...)
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) handle(f frame) {
+	switch f.Type {
+	case "message":
+		c.mu.Lock()
+		r := c.rooms[f.Room]
+		if r == nil || (r.since && f.Seq <= r.lastSeq) {
+			c.mu.Unlock()
+			return // not ours (any more), or a duplicate
+		}
+		r.lastSeq, r.since = f.Seq, true
+		c.mu.Unlock()
+		c.dmu.Lock()
+		c.dispatch = append(c.dispatch, Message{Room: f.Room, Seq: f.Seq, Data: f.Data})
+		c.dmu.Unlock()
+		select {
+		case c.dwake <- struct{}{}:
+		default:
+		}
+	case "joined":
+		c.mu.Lock()
+		if r := c.rooms[f.Room]; r != nil {
+			if f.Recovered != nil && !*f.Recovered {
+				c.opts.Logger.Warn("client: messages lost in the gap", "room", f.Room, "since", r.lastSeq)
+				if c.opts.OnGap != nil {
+					c.opts.OnGap(f.Room, r.lastSeq)
+				}
+			}
+			if !r.since { // first join: live from the room's current seq
+				r.lastSeq, r.since = f.Seq, true
+			}
+		}
+		c.answer(f, nil)
+		c.mu.Unlock()
+	case "result":
+		c.mu.Lock()
+		if q := c.events[f.Stream]; len(q) > 0 {
+			req := q[0]
+			c.events[f.Stream] = q[1:]
+			delete(c.pending, req.out.ID)
+			req.done <- reply{f: f}
+		}
+		c.mu.Unlock()
+	case "error":
+		c.mu.Lock()
+		c.answer(f, &ServerError{Code: f.Code, Message: f.Message})
+		c.mu.Unlock()
+		if f.ID == 0 {
+			c.opts.Logger.Warn("client: server error", "code", f.Code, "message", f.Message)
+		}
+	case "ack", "left", "pong":
+		c.mu.Lock()
+		c.answer(f, nil)
+		c.mu.Unlock()
+	}
+}
+
+// answer completes the request with f's id, if any. mu held.
+func (c *Client) answer(f frame, err error) {
+	if f.ID == 0 {
+		return
+	}
+	req := c.pending[f.ID]
+	if req == nil {
+		return
+	}
+	delete(c.pending, f.ID)
+	if req.out.Type == "event" {
+		c.dropEvent(req)
+	}
+	req.done <- reply{f: f, err: err}
+}
+
+func (c *Client) dropEvent(req *request) {
+	q := c.events[req.out.Stream]
+	for i, r := range q {
+		if r == req {
+			c.events[req.out.Stream] = append(q[:i:i], q[i+1:]...)
+			return
+		}
+	}
+}
+
+// failInFlight handles the requests sent on a lost connection: producer
+// publishes go back to the front of the queue (they will be resent with
+// the same pseq); other publishes fail with ErrMaybeDelivered; the rest
+// fail with ErrNotConnected. mu held.
+func (c *Client) failInFlight() {
+	var resend []*request
+	for id, req := range c.pending {
+		delete(c.pending, id)
+		switch {
+		case req.out.Type == "publish" && req.out.Producer != "":
+			resend = append(resend, req)
+		case req.out.Type == "publish":
+			req.done <- reply{err: ErrMaybeDelivered}
+		default:
+			req.done <- reply{err: ErrNotConnected}
+		}
+	}
+	clear(c.events)
+	// Resend in the original order (ids were assigned in write order).
+	sortByID(resend)
+	c.queue = append(resend, c.queue...)
+}
+
+func sortByID(rs []*request) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].out.ID < rs[j-1].out.ID; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+func (c *Client) failAll(err error, queued bool) {
+	for id, req := range c.pending {
+		delete(c.pending, id)
+		req.done <- reply{err: err}
+	}
+	clear(c.events)
+	if queued {
+		for _, req := range c.queue {
+			req.done <- reply{err: err}
+		}
+		c.queue = nil
+	}
+}
+
+func (c *Client) setState(s State, err error) {
+	if c.state == s {
+		return
+	}
+	c.state = s
+	if c.opts.OnState != nil {
+		c.opts.OnState(s, err)
+	}
+}
+
+// writeLocked writes one frame. mu held.
+func (c *Client) writeLocked(conn *websocket.Conn, out outFrame) error {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.WriteTimeout)
+	defer cancel()
+	return conn.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *Client) dispatchLoop() {
+	defer c.wg.Done()
+	var batch []Message
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.dwake:
+		}
+		c.dmu.Lock()
+		batch, c.dispatch = c.dispatch, batch[:0]
+		c.dmu.Unlock()
+		for _, m := range batch {
+			c.mu.Lock()
+			r := c.rooms[m.Room]
+			c.mu.Unlock()
+			if r == nil {
+				continue
+			}
+			r.handler(m)
+			if c.opts.AutoAck {
+				c.Ack(m.Room, m.Seq)
+			}
+		}
+		clear(batch)
+	}
+}
+
+type syncTime struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (s *syncTime) Store(t time.Time) { s.mu.Lock(); s.t = t; s.mu.Unlock() }
+func (s *syncTime) Load() time.Time   { s.mu.Lock(); defer s.mu.Unlock(); return s.t }
