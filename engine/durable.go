@@ -87,7 +87,7 @@ func (e *Engine) openState() error {
 		sh.batcher = b
 	}
 	e.workerWG.Add(1)
-	go e.retentionLoop()
+	go e.every(retentionEvery, e.trimLogs)
 	return nil
 }
 
@@ -208,24 +208,14 @@ func (sh *shard) replayFromLog(r *room, since, last uint64, mem []*Message) ([]*
 	return msgs, first == since+1
 }
 
-// retentionLoop trims the durable rooms' logs to their policies every
-// retentionEvery, until the engine stops.
-func (e *Engine) retentionLoop() {
-	defer e.workerWG.Done()
-	t := time.NewTicker(retentionEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
-		if _, err := e.roomLog.TrimAll(func(room string) state.Retention {
-			_, r := e.cfg.durableFor(room)
-			return r
-		}); err != nil {
-			e.cfg.Logger.Warn("engine: trimming room logs", "err", err)
-		}
+// trimLogs trims the durable rooms' logs to their policies (every
+// retentionEvery).
+func (e *Engine) trimLogs() {
+	if _, err := e.roomLog.TrimAll(func(room string) state.Retention {
+		_, r := e.cfg.durableFor(room)
+		return r
+	}); err != nil {
+		e.cfg.Logger.Warn("engine: trimming room logs", "err", err)
 	}
 }
 

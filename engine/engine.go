@@ -123,7 +123,7 @@ func (e *Engine) Start() error {
 	}
 	if e.cfg.anyPresence() {
 		e.workerWG.Add(1)
-		go e.presenceTicker()
+		go e.every(e.presenceTick(), e.firePresenceTimers)
 	}
 	fail := func(err error) error {
 		close(e.stop)
@@ -140,8 +140,9 @@ func (e *Engine) Start() error {
 		return fail(err)
 	}
 	if e.cfg.MetricsInterval > 0 {
+		var sp sampler
 		e.workerWG.Add(1)
-		go e.metricsLoop()
+		go e.every(e.cfg.MetricsInterval, func() { e.publishSnapshot(&sp) })
 	}
 	if len(e.cfg.Pipelines) > 0 {
 		e.reloadMu.Lock()
@@ -188,6 +189,23 @@ func (e *Engine) Close(ctx context.Context) error {
 	return err
 }
 
+// every calls fn every d on its own goroutine until the engine stops
+// (the metrics snapshot, the presence timers, the log retention). The
+// caller has done workerWG.Add(1).
+func (e *Engine) every(d time.Duration, fn func()) {
+	defer e.workerWG.Done()
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			fn()
+		}
+	}
+}
+
 // yield waits a little for a full ring to drain.
 func (e *Engine) yield() { runtime.Gosched() }
 
@@ -232,11 +250,19 @@ func (e *Engine) Publish(roomName string, data []byte) (uint64, error) {
 	if e.state.Load() == stateClosed {
 		return 0, errors.New("engine: Publish after Close")
 	}
-	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
-		return 0, fmt.Errorf("engine: room %q: %w", roomName, err)
-	}
 	if !json.Valid(data) {
 		return 0, errors.New("engine: Publish data is not one valid JSON value")
+	}
+	return e.publishJSON(roomName, data, e.now())
+}
+
+// publishJSON publishes data, known to be one JSON value, into the room
+// called roomName (validated, created if needed) through its shard, and
+// returns the seq it got: the one path of Publish, the pipelines' room
+// output and the system rooms. t0 is the latency stamp (0: none).
+func (e *Engine) publishJSON(roomName string, data []byte, t0 int64) (uint64, error) {
+	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
+		return 0, fmt.Errorf("engine: room %q: %w", roomName, err)
 	}
 	r, err := e.room(roomName)
 	if err != nil {
@@ -245,7 +271,7 @@ func (e *Engine) Publish(roomName string, data []byte) (uint64, error) {
 	sh := r.shard
 	sh.mu.Lock()
 	m := newMessage(encJSON, data, nil)
-	m.t0 = e.now()
+	m.t0 = t0
 	sh.publish(exec{}, r, m, nil)
 	seq := r.seq
 	sh.flushWakes()

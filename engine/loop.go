@@ -232,7 +232,7 @@ func (ls *loopState) handleOut(o *out) {
 		}
 		o.msg.release()
 	case outNotice:
-		ls.deliverEnvelope(o.room, o.msg)
+		ls.writeToMembers(o.room, o.msg, true)
 		o.msg.release()
 	case outReply:
 		if s := o.sess; !s.closed {
@@ -301,25 +301,11 @@ func (ls *loopState) joined(o *out) {
 // deliver writes m to every local member of r, encoding each frame variant
 // (JSON/msgpack × plain/deflate) at most once.
 func (ls *loopState) deliver(r *room, m *Message) {
-	v := r.views[ls.index]
-	if v == nil || len(v.members) == 0 {
+	n := ls.writeToMembers(r, m, false)
+	if n == 0 {
 		return
 	}
-	ls.frames = [4][]byte{}
-	for _, s := range v.members {
-		k := int(s.enc) << 1
-		if s.conn.Deflate() {
-			k |= 1
-		}
-		f := ls.frames[k]
-		if f == nil {
-			f = ls.messageFrame(s, m)
-			ls.frames[k] = f
-		}
-		s.conn.Write(f)
-	}
-	ls.writes += len(v.members)
-	ls.counters.delivered.Add(uint64(len(v.members)))
+	ls.counters.delivered.Add(uint64(n))
 	if m.t0 != 0 {
 		// One clock read per drain, or (inline) the send's time: not one
 		// per message.
@@ -369,12 +355,14 @@ func (ls *loopState) envelopeFrame(s *session, env []byte) []byte {
 	return ls.finish(s, b)
 }
 
-// deliverEnvelope writes a JSON envelope to this loop's members of r,
-// encoding it once per kind of member (JSON/msgpack × deflate or not).
-func (ls *loopState) deliverEnvelope(r *room, m *Message) {
+// writeToMembers writes m to this loop's members of r, encoding each
+// frame variant (JSON/msgpack × plain/deflate) at most once: as a
+// `message` frame, or (envelope) m.data as a whole JSON envelope (a
+// presence notice). It returns how many members it wrote to.
+func (ls *loopState) writeToMembers(r *room, m *Message, envelope bool) int {
 	v := r.views[ls.index]
 	if v == nil || len(v.members) == 0 {
-		return
+		return 0
 	}
 	ls.frames = [4][]byte{}
 	for _, s := range v.members {
@@ -384,12 +372,17 @@ func (ls *loopState) deliverEnvelope(r *room, m *Message) {
 		}
 		f := ls.frames[k]
 		if f == nil {
-			f = ls.envelopeFrame(s, m.data)
+			if envelope {
+				f = ls.envelopeFrame(s, m.data)
+			} else {
+				f = ls.messageFrame(s, m)
+			}
 			ls.frames[k] = f
 		}
 		s.conn.Write(f)
 	}
 	ls.writes += len(v.members)
+	return len(v.members)
 }
 
 // resultFrame encodes a pipeline's result for s.

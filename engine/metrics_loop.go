@@ -291,40 +291,20 @@ func rss() int64 {
 // from any goroutine; the snapshot must not be modified.
 func (e *Engine) Metrics() *MetricsSnapshot { return e.snapshot.Load() }
 
-// metricsLoop takes a snapshot every MetricsInterval, publishes it into
-// RoomMetrics and runs the alert rules, until the engine stops.
-func (e *Engine) metricsLoop() {
-	defer e.workerWG.Done()
-	t := time.NewTicker(e.cfg.MetricsInterval)
-	defer t.Stop()
-	var sp sampler
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
-		snap := e.takeSnapshot(&sp)
-		e.evalAlerts(snap)
-		e.snapshot.Store(snap)
-		if b, err := json.Marshal(snap); err == nil {
-			e.publishSystem(RoomMetrics, b)
-		}
+// publishSnapshot takes a snapshot, runs the alert rules on it, keeps it
+// for Metrics and publishes it into RoomMetrics (every MetricsInterval).
+func (e *Engine) publishSnapshot(sp *sampler) {
+	snap := e.takeSnapshot(sp)
+	e.evalAlerts(snap)
+	e.snapshot.Store(snap)
+	if b, err := json.Marshal(snap); err == nil {
+		e.publishSystem(RoomMetrics, b)
 	}
 }
 
 // publishSystem publishes engine-made JSON into a system room.
 func (e *Engine) publishSystem(roomName string, data []byte) {
-	if e.state.Load() != stateStarted {
-		return
+	if e.state.Load() == stateStarted {
+		_, _ = e.publishJSON(roomName, data, 0)
 	}
-	r, err := e.room(roomName)
-	if err != nil {
-		return
-	}
-	sh := r.shard
-	sh.mu.Lock()
-	sh.publish(exec{}, r, newMessage(encJSON, data, nil), nil)
-	sh.flushWakes()
-	sh.mu.Unlock()
 }

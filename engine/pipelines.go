@@ -274,20 +274,8 @@ type host struct {
 // Publish sends data into a room, as Engine.Publish does (data is valid
 // JSON: pipelines make only that).
 func (h host) Publish(roomName string, data []byte) error {
-	e := h.x.e
-	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
-		return fmt.Errorf("engine: room %q: %w", roomName, err)
-	}
-	r, err := e.room(roomName)
-	if err != nil {
-		return err
-	}
-	sh := r.shard
-	sh.mu.Lock()
-	sh.publish(exec{}, r, newMessage(encJSON, data, nil), nil)
-	sh.flushWakes()
-	sh.mu.Unlock()
-	return nil
+	_, err := h.x.e.publishJSON(roomName, data, 0)
+	return err
 }
 
 // Reply sends a result to the event's sender, on its loop.

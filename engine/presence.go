@@ -230,30 +230,24 @@ func (sh *shard) at(when int64, t operators.Timed, arg uint64) {
 	sh.pendingTimers.Add(1)
 }
 
-// presenceTicker fires the shards' presence timers (grace ends, batches)
-// until the engine stops. It runs only when some room policy has presence.
-func (e *Engine) presenceTicker() {
-	defer e.workerWG.Done()
+// presenceTick is how often the presence timers are checked.
+func (e *Engine) presenceTick() time.Duration {
 	tick := min(e.cfg.PresenceGrace, e.cfg.PresenceCoalesceInterval) / 4
-	tick = min(max(tick, 5*time.Millisecond), 100*time.Millisecond)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
+	return min(max(tick, 5*time.Millisecond), 100*time.Millisecond)
+}
+
+// firePresenceTimers fires the shards' due presence timers (grace ends,
+// batches). It runs every presenceTick when some room policy has presence.
+func (e *Engine) firePresenceTimers() {
+	for _, sh := range e.shards {
+		if sh.pendingTimers.Load() == 0 {
+			continue
 		}
-		for _, sh := range e.shards {
-			if sh.pendingTimers.Load() == 0 {
-				continue
-			}
-			sh.mu.Lock()
-			n := sh.timers.Advance(time.Now().UnixNano())
-			sh.pendingTimers.Add(int32(-n))
-			sh.flushWakes()
-			sh.mu.Unlock()
-		}
+		sh.mu.Lock()
+		n := sh.timers.Advance(time.Now().UnixNano())
+		sh.pendingTimers.Add(int32(-n))
+		sh.flushWakes()
+		sh.mu.Unlock()
 	}
 }
 
