@@ -281,18 +281,14 @@ const iovMax = 1024
 // writev in chunks of at most IOV_MAX buffers.
 func (l *Loop) writeFrames(c *Conn) {
 	out := c.out
-	n := 0
-	for _, f := range out {
-		n += len(f)
-	}
-	l.counters.BytesOut.Store(l.counters.BytesOut.Load() + uint64(n))
-	if len(out) == 1 {
-		_, _ = c.gc.Write(out[0])
-		return
-	}
 	total := 0
 	for _, f := range out {
 		total += len(f)
+	}
+	l.counters.BytesOut.Store(l.counters.BytesOut.Load() + uint64(total))
+	if len(out) == 1 {
+		_, _ = c.gc.Write(out[0])
+		return
 	}
 	if total <= coalesceMax {
 		b := l.coalesce[:0]

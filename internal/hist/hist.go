@@ -6,7 +6,7 @@
 // Buckets are log-linear: 16 sub-buckets per power of two of nanoseconds,
 // so a value is known within 1/16 (6.25 %), from 1 µs to about 68 s;
 // smaller values land in bucket 0, larger ones in the last. Recording is a
-// shift, a load and a store: about a nanosecond.
+// shift, a load and a store: 2.3 ns (BenchmarkRecord).
 package hist
 
 import (
