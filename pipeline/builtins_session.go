@@ -24,21 +24,20 @@ func registerSession(r *Registry) {
 
 // sessionNode passes events on and keeps a state.Sessions of their keys.
 type sessionNode struct {
-	stats    *operators.Stats
-	out      operators.Outlet[Event]
-	expired  operators.Outlet[Event]
-	key      *Expr
-	opts     state.SessionOptions
-	store    *state.Store // the engine's, or one of its own (in memory)
-	ownStore bool
-	batcher  *state.Batcher
-	sess     *state.Sessions
-	flow     *operators.Flow
-	tick     time.Duration
-	pending  []Event
-	gen      uint64
-	opened   bool
-	rep      *reporter
+	stats   *operators.Stats
+	out     operators.Outlet[Event]
+	expired operators.Outlet[Event]
+	key     *Expr
+	opts    state.SessionOptions
+	store   *state.Store // the engine's, or one of its own (in memory)
+	batcher *state.Batcher
+	sess    *state.Sessions
+	flow    *operators.Flow
+	tick    time.Duration
+	pending []Event
+	gen     uint64
+	opened  bool
+	rep     *reporter
 }
 
 func buildSession(c *BuildContext) (operators.Node, error) {
@@ -57,20 +56,9 @@ func buildSession(c *BuildContext) (operators.Node, error) {
 	if c.Opts.checkOnly {
 		return n, nil // Check: no store needed to validate
 	}
-	st := c.Opts.Store
-	if st == nil { // no engine store: one in memory, for this node
-		st, err = state.Open(state.Options{InMemory: true, GCInterval: -1})
-		if err != nil {
-			return nil, c.Errorf("", "session state: %v", err)
-		}
-		n.ownStore = true
+	if n.store, n.batcher, err = c.storeBatcher("session state"); err != nil {
+		return nil, err
 	}
-	n.store = st
-	if n.batcher, err = st.NewBatcher(); err != nil {
-		n.closeStore()
-		return nil, c.Errorf("", "session state: %v", err)
-	}
-	c.Keep(sessionCloser{n})
 	return n, nil
 }
 
@@ -191,21 +179,3 @@ func (n *sessionNode) Output(name string) (operators.Port, bool) {
 }
 
 func (n *sessionNode) Outputs() []string { return []string{"", "expired"} }
-
-// closer: the pipeline closes the node's resources with it.
-func (n *sessionNode) closeStore() {
-	if n.batcher != nil {
-		_ = n.batcher.Sync()
-		n.batcher.Close()
-		n.batcher = nil
-	}
-	if n.ownStore && n.store != nil {
-		_ = n.store.Close()
-		n.store = nil
-	}
-}
-
-// sessionCloser closes the node's store resources with the pipeline.
-type sessionCloser struct{ n *sessionNode }
-
-func (c sessionCloser) Close() error { c.n.closeStore(); return nil }

@@ -39,22 +39,10 @@ func buildStateSink(c *BuildContext) (operators.Node, error) {
 	if c.Opts.checkOnly {
 		return operators.NewSink(ns.Name, func([]Event) {}), nil
 	}
-	st := c.Opts.Store
-	own := false
-	if st == nil {
-		if st, err = state.Open(state.Options{InMemory: true, GCInterval: -1}); err != nil {
-			return nil, c.Errorf("", "state sink: %v", err)
-		}
-		own = true
-	}
-	b, err := st.NewBatcher()
+	_, b, err := c.storeBatcher("state sink")
 	if err != nil {
-		if own {
-			_ = st.Close()
-		}
-		return nil, c.Errorf("", "state sink: %v", err)
+		return nil, err
 	}
-	c.Keep(stateSinkCloser{b: b, st: st, own: own})
 	nsName := StateNamespace(c.Spec.Name)
 	ttl := ns.Duration
 	rep := c.reporter(func() *operators.Stats { return sink.Stats() })
@@ -89,13 +77,37 @@ func buildStateSink(c *BuildContext) (operators.Node, error) {
 	return sink, nil
 }
 
-type stateSinkCloser struct {
+// storeBatcher returns the store a stateful node writes to (the
+// engine's, or a store of its own in memory when Options.Store is nil) and
+// a Batcher on it; both are closed with the pipeline.
+func (c *BuildContext) storeBatcher(what string) (*state.Store, *state.Batcher, error) {
+	st, own := c.Opts.Store, false
+	if st == nil {
+		var err error
+		if st, err = state.Open(state.Options{InMemory: true, GCInterval: -1}); err != nil {
+			return nil, nil, c.Errorf("", "%s: %v", what, err)
+		}
+		own = true
+	}
+	b, err := st.NewBatcher()
+	if err != nil {
+		if own {
+			_ = st.Close()
+		}
+		return nil, nil, c.Errorf("", "%s: %v", what, err)
+	}
+	c.Keep(storeCloser{b: b, st: st, own: own})
+	return st, b, nil
+}
+
+// storeCloser syncs and closes a node's Batcher, and its own store.
+type storeCloser struct {
 	b   *state.Batcher
 	st  *state.Store
 	own bool
 }
 
-func (c stateSinkCloser) Close() error {
+func (c storeCloser) Close() error {
 	_ = c.b.Sync()
 	c.b.Close()
 	if c.own {
