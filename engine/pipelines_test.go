@@ -157,15 +157,12 @@ func TestGeneratorInput(t *testing.T) {
 	e := startEngine(t, func(c *Config) {
 		c.Pipelines = specs(t, `[{name: g, input: {generator: {kind: counter, rate: 1000, limit: 5}}, nodes: [{name: all, op: filter, if: "true"}], output: {room: gen}}]`)
 	})
-	got := make(chan string, 16)
-	cancel, _ := e.Subscribe("gen", func(m *Message) { got <- string(m.Data()) })
-	defer cancel()
-	_ = got
+	// The generator starts with the engine: read the room from its
+	// history once all 5 are out.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		st := e.PipelineStats()["g"]
 		var out uint64
-		for _, s := range st {
+		for _, s := range e.PipelineStats()["g"] {
 			if s.Name == "all" {
 				out = s.Out
 			}
@@ -177,6 +174,17 @@ func TestGeneratorInput(t *testing.T) {
 			t.Fatalf("generator fed %d of 5", out)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	c := dial(t, e, false)
+	c.send(map[string]any{"type": "join", "room": "gen", "since": 0})
+	if j := c.expect("joined"); num(j["seq"]) != 5 {
+		t.Fatalf("joined %v: want 5 generated events, no more", j)
+	}
+	for n := 1; n <= 5; n++ {
+		m := c.expect("message")
+		if d, _ := m["data"].(map[string]any); num(d["n"]) != uint64(n) {
+			t.Fatalf("generated event %d: %v", n, m)
+		}
 	}
 }
 

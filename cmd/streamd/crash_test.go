@@ -175,12 +175,8 @@ func startBinary(t testing.TB, bin, cfg, data string) (string, func()) {
 	for sc.Scan() {
 		l := sc.Text()
 		logs = append(logs, l)
-		if strings.Contains(l, "msg=listening") {
-			for _, f := range strings.Fields(l) {
-				if v, ok := strings.CutPrefix(f, "ws="); ok {
-					url = v
-				}
-			}
+		if ws, _, ok := parseListening(l); ok {
+			url = ws
 			break
 		}
 	}
