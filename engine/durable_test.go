@@ -25,13 +25,7 @@ func TestDurableRoomSurvivesRestart(t *testing.T) {
 		cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
 		mutate(&cfg)
 		durableConfig(dir)(&cfg)
-		e, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.Start(); err != nil {
-			t.Fatal(err)
-		}
+		e := startCfg(t, cfg)
 		c := dial(t, e, false)
 		c.send(map[string]any{"type": "join", "room": "d.orders"})
 		c.expect("joined")
@@ -47,20 +41,9 @@ func TestDurableRoomSurvivesRestart(t *testing.T) {
 			}
 		}
 		c.ws.Close() // gone before the engine closes (Close would wait for it)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := e.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		cancel()
+		stopEngine(t, e)
 
-		e2, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e2.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = e2.Close(context.Background()) })
+		e2 := startCfg(t, cfg)
 		c2 := dial(t, e2, false)
 		c2.send(map[string]any{"type": "join", "room": "d.orders", "since": 0})
 		j := c2.expect("joined")
@@ -119,13 +102,7 @@ func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
 	durableConfig(dir)(&cfg)
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startCfg(t, cfg)
 	c := dial(t, e, false)
 	pub := func(c *client, pseq int) map[string]any {
 		c.send(map[string]any{"type": "publish", "room": "d.once", "id": pseq, "producer": "p1", "pseq": pseq, "data": pseq})
@@ -148,18 +125,9 @@ func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
 		t.Fatalf("%v", a)
 	}
 	c.ws.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = e.Close(ctx)
-	cancel()
+	stopEngine(t, e)
 
-	e2, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	e2 := startCfg(t, cfg)
 	c2 := dial(t, e2, false)
 	if a := pub(c2, 3); a["duplicate"] != true || num(a["seq"]) != 3 {
 		t.Fatalf("resend after the restart: %v", a)
@@ -179,13 +147,7 @@ func TestAckedPositionResumesAfterReconnectAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
 	durableConfig(dir)(&cfg)
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startCfg(t, cfg)
 	c := dial(t, e, false)
 	c.send(map[string]any{"type": "join", "room": "d.q", "user_id": "worker-1"})
 	c.expect("joined")
@@ -198,18 +160,9 @@ func TestAckedPositionResumesAfterReconnectAndRestart(t *testing.T) {
 	c.expect("pong")
 	c.ws.Close()
 	time.Sleep(100 * time.Millisecond) // the ack's position reaches the store
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = e.Close(ctx)
-	cancel()
+	stopEngine(t, e)
 
-	e2, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	e2 := startCfg(t, cfg)
 	c2 := dial(t, e2, false)
 	c2.send(map[string]any{"type": "join", "room": "d.q", "user_id": "worker-1"})
 	if j := c2.expect("joined"); j["recovered"] != true || num(j["seq"]) != 10 {
@@ -243,13 +196,7 @@ func TestSessionStateSurvivesRestart(t *testing.T) {
   output: {room: seen}
 `
 	cfg := Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)}
-	e, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startCfg(t, cfg)
 	if e.store == nil {
 		t.Fatal("a session op did not open the store")
 	}
@@ -257,19 +204,10 @@ func TestSessionStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // through the pipeline and its batcher
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = e.Close(ctx)
-	cancel()
+	stopEngine(t, e)
 
-	e2, err := New(Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)})
 	got := make(chan string, 4)
-	if err := e2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e2.Close(context.Background()) })
 	stop, _ := e2.Subscribe("ended", func(m *Message) { got <- string(m.Data()) })
 	defer stop()
 	select {
@@ -292,13 +230,7 @@ func TestStateSinkSurvivesRestart(t *testing.T) {
   nodes:
     - {name: last, op: state, key: "data.symbol", to: "{'price': data.price}"}
 `
-	e, err := New(Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
 	for _, d := range []string{`{"symbol":"A","price":1}`, `{"symbol":"B","price":2}`, `{"symbol":"A","price":3}`} {
 		if err := e.Ingest(context.Background(), "ticks", []byte(d)); err != nil {
 			t.Fatal(err)
@@ -315,22 +247,38 @@ func TestStateSinkSurvivesRestart(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = e.Close(ctx)
-	cancel()
-	e2, err := New(Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e2.Close(context.Background()) })
+	stopEngine(t, e)
+	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
 	ents, err := e2.State("prices", "", "", 0)
 	if err != nil || len(ents) != 2 || ents[0].Key != "A" || string(ents[1].Value) != `{"price":2}` {
 		t.Fatalf("after restart: %+v %v", ents, err)
 	}
 	if _, err := e2.State("prices", "Z", "", 0); err == nil {
 		t.Fatal("a missing key was found")
+	}
+}
+
+// startCfg builds and starts an engine from cfg exactly (startEngine adds
+// defaults; restart tests need the same cfg twice) and closes it when t ends.
+func startCfg(t testing.TB, cfg Config) *Engine {
+	t.Helper()
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
+}
+
+// stopEngine closes e within 5 s (before a restart on the same data).
+func stopEngine(t testing.TB, e *Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
