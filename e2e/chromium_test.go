@@ -7,16 +7,17 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/coder/websocket"
+	"streamd/internal/chromiumtest"
 )
 
 // chromiumPath is Debian's chromium (scripts/test-deps.sh installs it).
-const chromiumPath = "/usr/bin/chromium"
+const chromiumPath = chromiumtest.Path
 
 // pageFrame and pageState mirror window.e2e in testdata/chromium.html.
 type pageFrame struct {
@@ -60,38 +61,6 @@ func chromiumGoData() map[string]any {
 	return map[string]any{"from": "go", "text": "hello from Go to Chromium ✓", "n": -42, "f": 0.25, "pad": strings.Repeat("go ", 100)}
 }
 
-// syncLog collects chromedp's and Chromium's logs for a failure report.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 64<<10 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *syncLog) printf(format string, args ...any) {
-	fmt.Fprintf(l, format+"\n", args...)
-}
-
-// String returns the log less the noise of a sandbox without D-Bus.
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var keep []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if !strings.Contains(line, "dbus/") && !strings.Contains(line, "unexpected operator") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "\n")
-}
-
 // TestChromium: headless Chromium's own WebSocket (permessage-deflate
 // negotiated by the browser) and a Go client share a room; the browser's
 // JSON and msgpack messages reach the Go client and the Go client's message
@@ -114,32 +83,16 @@ func TestChromium(t *testing.T) {
 		g := dialGo(ctx, t, wsURL, websocket.CompressionContextTakeover)
 		g.join(ctx, room)
 
-		logs := &syncLog{}
+		logs := &chromiumtest.Log{}
 		profile, err := os.MkdirTemp("", "e2e-chromium-")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(profile) })
-		allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-			chromedp.ExecPath(chromiumPath),
-			chromedp.Headless,
-			chromedp.NoSandbox,
-			chromedp.DisableGPU,
-			chromedp.NoFirstRun,
-			chromedp.NoDefaultBrowserCheck,
-			chromedp.UserDataDir(profile),
-			chromedp.Flag("disable-quic", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("disable-dev-shm-usage", true),
-			chromedp.Flag("disable-extensions", true),
-			chromedp.Flag("no-proxy-server", true),
-			chromedp.CombinedOutput(logs),
-		)
+		allocCtx, cancelAlloc := chromiumtest.NewAllocator(ctx, chromiumPath, profile, logs)
 		t.Cleanup(cancelAlloc) // runs before the profile's removal: waits for Chromium's exit
 		browser, cancelBrowser := chromedp.NewContext(allocCtx,
-			chromedp.WithLogf(logs.printf), chromedp.WithErrorf(logs.printf))
+			chromedp.WithLogf(logs.Printf), chromedp.WithErrorf(logs.Printf))
 		t.Cleanup(cancelBrowser)
 		fatal := func(format string, args ...any) {
 			t.Helper()

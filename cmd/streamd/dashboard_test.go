@@ -21,12 +21,13 @@ import (
 	"streamd/alerts"
 	"streamd/engine"
 	"streamd/engine/enginetest"
+	"streamd/internal/chromiumtest"
 	"streamd/pipeline"
 )
 
 // dashboardChromium is Debian's chromium (scripts/test-deps.sh installs it),
 // as in e2e/chromium_test.go.
-const dashboardChromium = "/usr/bin/chromium"
+const dashboardChromium = chromiumtest.Path
 
 // dashboardWait bounds each wait for the page.
 const dashboardWait = 30 * time.Second
@@ -208,8 +209,8 @@ func startEngineAt(t *testing.T, cfg engine.Config) (*engine.Engine, error) {
 type dashboardPage struct {
 	t       *testing.T
 	browser context.Context
-	logs    *dashboardLog // chromedp's and Chromium's own output
-	console *dashboardLog // the page's console, exceptions and browser log
+	logs    *chromiumtest.Log // chromedp's and Chromium's own output
+	console *chromiumtest.Log // the page's console, exceptions and browser log
 }
 
 // pageState mirrors window.dashboardState in dashboard/app.js.
@@ -230,7 +231,7 @@ type pageState struct {
 
 func openDashboard(ctx context.Context, t *testing.T, url string) *dashboardPage {
 	t.Helper()
-	p := &dashboardPage{t: t, logs: &dashboardLog{}, console: &dashboardLog{}}
+	p := &dashboardPage{t: t, logs: &chromiumtest.Log{}, console: &chromiumtest.Log{}}
 	// Not t.TempDir: Chromium's helpers may still write there after it
 	// exits, and a failed removal would fail the test.
 	profile, err := os.MkdirTemp("", "streamd-dashboard-")
@@ -238,28 +239,12 @@ func openDashboard(ctx context.Context, t *testing.T, url string) *dashboardPage
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(profile) })
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(dashboardChromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("no-proxy-server", true),
+	allocCtx, cancelAlloc := chromiumtest.NewAllocator(ctx, dashboardChromium, profile, p.logs,
 		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("font-render-hinting", "none"),
-		chromedp.CombinedOutput(p.logs),
-	)
+		chromedp.Flag("font-render-hinting", "none"))
 	t.Cleanup(cancelAlloc) // runs before TempDir's removal: waits for Chromium's exit
 	browser, cancelBrowser := chromedp.NewContext(allocCtx,
-		chromedp.WithLogf(p.logs.printf), chromedp.WithErrorf(p.logs.printf))
+		chromedp.WithLogf(p.logs.Printf), chromedp.WithErrorf(p.logs.Printf))
 	p.browser = browser
 	consoleDone := make(chan struct{})
 	t.Cleanup(func() {
@@ -279,7 +264,7 @@ func openDashboard(ctx context.Context, t *testing.T, url string) *dashboardPage
 			if err != nil {
 				return
 			}
-			p.console.printf("%s %s", m.String(), m.URL)
+			p.console.Printf("%s %s", m.String(), m.URL)
 		}
 	}()
 	if err := chromedp.Do(browser, chromedp.Navigate(url)); err != nil {
@@ -356,38 +341,6 @@ func (p *dashboardPage) screenshot() {
 		}
 		p.t.Logf("dashboard: screenshot (%d KiB) in %s", len(png)>>10, path)
 	}
-}
-
-// dashboardLog collects output for a failure report, up to 64 KiB.
-type dashboardLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *dashboardLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() < 64<<10 {
-		l.b.Write(p)
-	}
-	return len(p), nil
-}
-
-func (l *dashboardLog) printf(format string, args ...any) {
-	fmt.Fprintf(l, format+"\n", args...)
-}
-
-// String returns the log less the noise of a sandbox without D-Bus.
-func (l *dashboardLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var keep []string
-	for _, line := range strings.Split(l.b.String(), "\n") {
-		if line != "" && !strings.Contains(line, "dbus/") && !strings.Contains(line, "unexpected operator") {
-			keep = append(keep, line)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 // ---- load -------------------------------------------------------------------
