@@ -75,3 +75,28 @@ func BenchmarkPresencePage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPresenceLeave: an explicit leave from a room of 100,000
+// members (removal from the join-ordered slice, O(members)), then the
+// same member joining again at the end.
+func BenchmarkPresenceLeave(b *testing.B) {
+	e, err := New(Config{Listen: "127.0.0.1:0", Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := fillPresence(b, e, "p.big", 100_000)
+	sh := r.shard
+	ls := &loopState{e: e}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := &session{id: uint64(200_000 + i), ls: ls}
+		sh.mu.Lock()
+		r.presence.join(sh, exec{}, s, &cmdExtra{user: "x"})
+		r.presence.leave(sh, exec{}, s, true) // the last entry: no copy
+		first := r.presence.entries[0].sess
+		r.presence.leave(sh, exec{}, first, true) // the first: the whole slice moves
+		r.presence.join(sh, exec{}, first, &cmdExtra{user: "u0"})
+		sh.mu.Unlock()
+	}
+}
