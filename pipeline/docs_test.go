@@ -22,16 +22,27 @@ func (h *docHost) Publish(room string, data []byte) error {
 
 func (h *docHost) Reply(ev *Event, data []byte) { h.got = append(h.got, "reply "+string(data)) }
 
-// TestDocsExamples loads every ```yaml block of docs/pipelines.md as a
-// config file and runs it: each `# in STREAM: JSON` comment feeds one
+// docFiles are the docs whose ```yaml blocks TestDocsExamples runs and
+// whose "### `op`" sections TestEveryOpIsDocumented looks for.
+var docFiles = []string{"../docs/pipelines.md", "../docs/ai.md"}
+
+// TestDocsExamples loads every ```yaml block of docFiles as a config file
+// and runs it: each `# in STREAM: JSON` comment feeds one
 // event, `# advance: DURATION` moves the fake clock, `# drain` flushes, and
 // the outputs must be exactly the `# out: …` lines, in order ("room NAME
 // JSON" or "reply JSON"). So the examples in the docs cannot rot.
 func TestDocsExamples(t *testing.T) {
-	src, err := os.ReadFile("../docs/pipelines.md")
+	for _, f := range docFiles {
+		t.Run(strings.TrimSuffix(f[len("../docs/"):], ".md"), func(t *testing.T) { runDocExamples(t, f) })
+	}
+}
+
+func runDocExamples(t *testing.T, file string) {
+	src, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := file[len("../"):]
 	type block struct {
 		line int
 		text string
@@ -53,8 +64,8 @@ func TestDocsExamples(t *testing.T) {
 			cur.text += l + "\n"
 		}
 	}
-	if len(blocks) < 10 {
-		t.Fatalf("found %d yaml blocks in docs/pipelines.md", len(blocks))
+	if len(blocks) < 1 {
+		t.Fatalf("found %d yaml blocks in %s", len(blocks), name)
 	}
 	ran := 0
 	for _, b := range blocks {
@@ -62,7 +73,7 @@ func TestDocsExamples(t *testing.T) {
 			Pipelines []Spec `yaml:"pipelines"`
 		}
 		if err := yaml.UnmarshalWithOptions([]byte(b.text), &cfg); err != nil {
-			t.Errorf("docs/pipelines.md:%d: %v", b.line, err)
+			t.Errorf("%s:%d: %v", name, b.line, err)
 			continue
 		}
 		if len(cfg.Pipelines) == 0 {
@@ -77,7 +88,7 @@ func TestDocsExamples(t *testing.T) {
 			f := operators.NewFlow(operators.FlowOptions{Clock: clk})
 			p, err := Build(spec, f, Options{Host: h}, nil)
 			if err != nil {
-				t.Errorf("docs/pipelines.md:%d: %v", b.line, err)
+				t.Errorf("%s:%d: %v", name, b.line, err)
 				ok = false
 				break
 			}
@@ -107,7 +118,7 @@ func TestDocsExamples(t *testing.T) {
 			case strings.HasPrefix(l, "advance: "):
 				d, err := time.ParseDuration(l[9:])
 				if err != nil {
-					t.Errorf("docs/pipelines.md:%d: %v", b.line+i, err)
+					t.Errorf("%s:%d: %v", name, b.line+i, err)
 				}
 				clk.Add(d)
 				for _, p := range pipes {
@@ -122,7 +133,7 @@ func TestDocsExamples(t *testing.T) {
 			}
 		}
 		if strings.Join(h.got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("docs/pipelines.md:%d: outputs\n%s\nwant\n%s", b.line, strings.Join(h.got, "\n"), strings.Join(want, "\n"))
+			t.Errorf("%s:%d: outputs\n%s\nwant\n%s", name, b.line, strings.Join(h.got, "\n"), strings.Join(want, "\n"))
 		}
 		for _, p := range pipes {
 			_ = p.Flow.Close()
@@ -135,13 +146,17 @@ func TestDocsExamples(t *testing.T) {
 // TestEveryOpIsDocumented: each registered op has its own section in
 // docs/pipelines.md.
 func TestEveryOpIsDocumented(t *testing.T) {
-	src, err := os.ReadFile("../docs/pipelines.md")
-	if err != nil {
-		t.Fatal(err)
+	var src []byte
+	for _, f := range docFiles {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, b...)
 	}
 	for _, name := range DefaultRegistry().Names() {
 		if !strings.Contains(string(src), "### `"+name+"`") {
-			t.Errorf("op %s has no \"### `%s`\" section in docs/pipelines.md", name, name)
+			t.Errorf("op %s has no \"### `%s`\" section in docs/pipelines.md or docs/ai.md", name, name)
 		}
 	}
 }
