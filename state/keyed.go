@@ -254,3 +254,61 @@ func PutValueBatch[T any](b *Batcher, key []byte, v T, ttl time.Duration, cb fun
 	b.Put(key, raw, ttl, cb)
 	return nil
 }
+
+// Op is one write of a Commit: a Put of Value (expiring after TTL, 0:
+// never) or, with Delete, a removal of Key.
+type Op struct {
+	Key, Value []byte
+	TTL        time.Duration
+	Delete     bool
+}
+
+// ErrTooBig is returned by Commit for writes that do not fit one Badger
+// transaction (about 15% of the memtable size: ~10 MB by default).
+var ErrTooBig = errors.New("state: the writes do not fit one transaction")
+
+// Commit applies ops in one transaction: all of them or none, durable
+// when it returns nil. Later ops on a key win over earlier ones. A pipeline
+// checkpoint (its operators' state, its outputs and its input positions)
+// is one Commit. It is refused when the disk is nearly full.
+func (s *Store) Commit(ops []Op) error {
+	for i := range ops {
+		if !isKVKey(ops[i].Key) {
+			return ErrBadKey
+		}
+		if ops[i].TTL < 0 {
+			return fmt.Errorf("state: negative TTL %v", ops[i].TTL)
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	now := time.Now()
+	err := s.update(true, func(txn *badger.Txn) error {
+		for i := range ops {
+			o := &ops[i]
+			var err error
+			if o.Delete {
+				err = txn.Delete(o.Key)
+			} else {
+				e := badger.NewEntry(o.Key, o.Value)
+				e.ExpiresAt = expiresAt(now, o.TTL)
+				err = txn.SetEntry(e)
+			}
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				return ErrTooBig
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.stats.commits.Add(1)
+		s.stats.writes.Add(uint64(len(ops)))
+	} else {
+		s.stats.commitFailures.Add(1)
+	}
+	return err
+}

@@ -387,3 +387,70 @@ func (l *Log) trim(room string, r Retention, all bool) (removed uint64, err erro
 
 // errReplan: the log changed under a trim's plan; plan again.
 var errReplan = errors.New("state: trim plan outdated")
+
+// Rewrite replaces the data of room's retained entries for which fn
+// returns a replacement (fn gets each entry's data, aliasing Badger
+// memory; change false leaves it). Each entry keeps its seq and append
+// time, so replay and retention see the same log; the room's byte counts
+// are not adjusted (retention by bytes stays conservative). It commits in
+// chunks, each one transaction, and skips entries trimmed meanwhile. It
+// returns how many entries it changed. Use it to erase data (a
+// data-protection request) without opening a gap in the seqs.
+func (l *Log) Rewrite(room string, fn func(seq uint64, data []byte) (replacement []byte, change bool)) (changed int, err error) {
+	if err := checkRoom(room); err != nil {
+		return 0, err
+	}
+	type rw struct {
+		seq  uint64
+		data []byte
+	}
+	var todo []rw
+	err = l.Range(room, 0, ^uint64(0), func(seq uint64, data []byte) bool {
+		if nd, ok := fn(seq, data); ok {
+			todo = append(todo, rw{seq, append([]byte(nil), nd...)})
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	for len(todo) > 0 {
+		n := min(len(todo), trimChunk/10)
+		part := todo[:n]
+		todo = todo[n:]
+		done := 0
+		err := l.s.update(false, func(txn *badger.Txn) error {
+			done = 0
+			for _, w := range part {
+				key := appendLogKey(nil, room, w.seq)
+				item, err := txn.Get(key)
+				if errors.Is(err, badger.ErrKeyNotFound) {
+					continue // trimmed meanwhile
+				}
+				if err != nil {
+					return err
+				}
+				v := make([]byte, logEntryHdr, logEntryHdr+len(w.data))
+				if err := item.Value(func(old []byte) error {
+					if len(old) < logEntryHdr {
+						return fmt.Errorf("seq %d: malformed entry of %d bytes", w.seq, len(old))
+					}
+					copy(v, old[:logEntryHdr])
+					return nil
+				}); err != nil {
+					return err
+				}
+				if err := txn.Set(key, append(v, w.data...)); err != nil {
+					return err
+				}
+				done++
+			}
+			return nil
+		})
+		if err != nil {
+			return changed, fmt.Errorf("state: rewrite log %q: %w", room, err)
+		}
+		changed += done
+	}
+	return changed, nil
+}
