@@ -27,6 +27,9 @@ type Stats struct {
 
 	mu        sync.Mutex
 	published *hdrhistogram.Histogram
+
+	cmu      sync.Mutex
+	counters map[string]*atomic.Uint64 // an op's own counters (Counter)
 }
 
 // Latency histograms cover 1 ns … 60 s with 3 significant digits.
@@ -59,6 +62,24 @@ func (s *Stats) Errors(n int) { s.errors.Add(uint64(n)) }
 
 // Late counts n events that arrived after their window closed.
 func (s *Stats) Late(n int) { s.late.Add(uint64(n)) }
+
+// Counter returns the operator's own counter called name (tokens used,
+// cache hits, retries, …), made on first use; it appears in Snapshot's
+// Counters. Safe from any goroutine; keep the pointer rather than calling
+// Counter per event.
+func (s *Stats) Counter(name string) *atomic.Uint64 {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	c := s.counters[name]
+	if c == nil {
+		if s.counters == nil {
+			s.counters = make(map[string]*atomic.Uint64)
+		}
+		c = new(atomic.Uint64)
+		s.counters[name] = c
+	}
+	return c
+}
 
 // Observe records that processing n events took the time since start.
 // Flow goroutine only.
@@ -101,6 +122,8 @@ type StatsSnapshot struct {
 	P99   int64 `json:"latency_p99_ns"`
 	P999  int64 `json:"latency_p999_ns"`
 	Max   int64 `json:"latency_max_ns"`
+	// Counters are the operator's own counters (Stats.Counter), if any.
+	Counters map[string]uint64 `json:"counters,omitempty"`
 }
 
 // Snapshot copies the counters and the published histogram's quantiles.
@@ -111,6 +134,14 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		In: s.in.Load(), Out: s.out.Load(), Dropped: s.dropped.Load(),
 		Errors: s.errors.Load(), Late: s.late.Load(),
 	}
+	s.cmu.Lock()
+	if len(s.counters) > 0 {
+		snap.Counters = make(map[string]uint64, len(s.counters))
+		for k, c := range s.counters {
+			snap.Counters[k] = c.Load()
+		}
+	}
+	s.cmu.Unlock()
 	s.mu.Lock()
 	h := s.published
 	snap.Count = h.TotalCount()
