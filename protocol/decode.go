@@ -112,7 +112,7 @@ func lookupEscapedKey(raw []byte) field {
 // jsonField decodes the value at b[i] (i < len(b)) of a member whose key is f.
 func (d *Decoder) jsonField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Error) {
 	switch f {
-	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID:
+	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID, fieldToken:
 		if b[i] != '"' {
 			fe.notString(e, f)
 			break
@@ -218,7 +218,7 @@ func decodeMsgpack(b []byte, e *Envelope, fe *fieldErrors) *Error {
 // mpField decodes the msgpack value at b[i] of a member whose key is f.
 func mpField(b []byte, i int, f field, e *Envelope, fe *fieldErrors) (int, *Error) {
 	switch f {
-	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID:
+	case fieldType, fieldRoom, fieldStream, fieldProducer, fieldUserID, fieldToken:
 		start, end, isStr, err := mpStrSpan(b, i)
 		if err != nil {
 			return 0, err

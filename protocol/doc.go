@@ -6,10 +6,13 @@
 //
 //   - Envelope decoding: Decoder.DecodeJSON and Decoder.DecodeMsgpack turn a
 //     client → server frame payload into an Envelope (type, room, stream, id,
-//     data, since, seq, producer, pseq) after validating the whole payload.
+//     data, since, seq, producer, pseq, user_id, info, cursor, limit, token)
+//     after validating the whole payload.
 //   - Payload encoding: AppendXJSON / AppendXMsgpack build the server →
 //     client payloads (welcome, joined, left, message, ack, pong, error,
-//     result), plus AppendJSONString and AppendMsgpackString.
+//     result, authenticated, the welcome of a connection that must
+//     authenticate, and the error about one room), plus AppendJSONString
+//     and AppendMsgpackString.
 //   - Transcoding: JSONToMsgpack and MsgpackToJSON convert one raw value (an
 //     id or a data payload) for a receiver that uses the other encoding.
 //   - ValidRoomName: the syntax of a room name.
@@ -81,7 +84,8 @@
 //	bad_field     a known field with the wrong kind: room, stream, producer
 //	              not a string (str or bin in msgpack); since, seq, pseq not
 //	              a non-negative integer (JSON: digits only, no fraction or
-//	              exponent; msgpack: any int or uint format)
+//	              exponent; msgpack: any int or uint format); token not a
+//	              string
 //
 // ValidRoomName adds missing_room, room_too_long and invalid_room.
 package protocol

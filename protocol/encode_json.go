@@ -194,3 +194,45 @@ func AppendResultJSON(dst []byte, id, stream, data []byte) []byte {
 	dst = appendJSONRaw(dst, data)
 	return append(dst, '}')
 }
+
+// AppendWelcomeAuthJSON is AppendWelcomeJSON for a connection that must
+// authenticate before anything else: ,"auth":"required" is added.
+func AppendWelcomeAuthJSON(dst []byte, session uint64, heartbeatMS int64) []byte {
+	dst = AppendWelcomeJSON(dst, session, heartbeatMS)
+	dst = dst[:len(dst)-1]
+	return append(dst, `,"auth":"required"}`...)
+}
+
+// AppendAuthenticatedJSON appends
+// {"type":"authenticated","id":ID,"sub":S,"exp":N} ("id" only when id is
+// not nil; "exp", Unix seconds, only when exp > 0; ,"admin":true when
+// admin), the answer to an accepted auth message.
+func AppendAuthenticatedJSON(dst, id, sub []byte, exp int64, admin bool) []byte {
+	dst = append(dst, `{"type":"authenticated"`...)
+	dst = appendJSONID(dst, id)
+	dst = append(dst, `,"sub":`...)
+	dst = AppendJSONString(dst, sub)
+	if exp > 0 {
+		dst = append(dst, `,"exp":`...)
+		dst = strconv.AppendInt(dst, exp, 10)
+	}
+	if admin {
+		dst = append(dst, `,"admin":true`...)
+	}
+	return append(dst, '}')
+}
+
+// AppendRoomErrorJSON appends
+// {"type":"error","id":ID,"code":C,"room":R,"message":M} ("id" only when id
+// is not nil): an error about one room (forbidden).
+func AppendRoomErrorJSON(dst []byte, id []byte, code string, room []byte, message string) []byte {
+	dst = append(dst, `{"type":"error"`...)
+	dst = appendJSONID(dst, id)
+	dst = append(dst, `,"code":`...)
+	dst = AppendJSONString(dst, stringBytes(code))
+	dst = append(dst, `,"room":`...)
+	dst = AppendJSONString(dst, room)
+	dst = append(dst, `,"message":`...)
+	dst = AppendJSONString(dst, stringBytes(message))
+	return append(dst, '}')
+}

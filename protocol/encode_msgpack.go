@@ -25,6 +25,10 @@ const (
 	mpKeySession   = "\xa7session"
 	mpKeyHeartbeat = "\xacheartbeat_ms"
 	mpKeyRecovered = "\xa9recovered"
+	mpKeyAuth      = "\xa4auth"
+	mpKeySub       = "\xa3sub"
+	mpKeyExp       = "\xa3exp"
+	mpKeyAdmin     = "\xa5admin"
 
 	mpValWelcome = "\xa7welcome"
 	mpValJoined  = "\xa6joined"
@@ -34,6 +38,8 @@ const (
 	mpValPong    = "\xa4pong"
 	mpValError   = "\xa5error"
 	mpValResult  = "\xa6result"
+	mpValAuthOK  = "\xadauthenticated"
+	mpValReq     = "\xa8required"
 
 	mpNil   = 0xc0
 	mpFalse = 0xc2
@@ -202,4 +208,47 @@ func AppendResultMsgpack(dst []byte, id, stream, data []byte) []byte {
 	dst = AppendMsgpackString(dst, stream)
 	dst = append(dst, mpKeyData...)
 	return appendMsgpackRaw(dst, data)
+}
+
+// AppendWelcomeAuthMsgpack is AppendWelcomeAuthJSON in msgpack.
+func AppendWelcomeAuthMsgpack(dst []byte, session uint64, heartbeatMS int64) []byte {
+	p := len(dst)
+	dst = AppendWelcomeMsgpack(dst, session, heartbeatMS)
+	dst[p]++ // one more pair in the fixmap
+	dst = append(dst, mpKeyAuth...)
+	return append(dst, mpValReq...)
+}
+
+// AppendAuthenticatedMsgpack is AppendAuthenticatedJSON in msgpack.
+func AppendAuthenticatedMsgpack(dst, id, sub []byte, exp int64, admin bool) []byte {
+	n := 2
+	if exp > 0 {
+		n++
+	}
+	if admin {
+		n++
+	}
+	dst = appendMsgpackHead(dst, n, mpValAuthOK, id)
+	dst = append(dst, mpKeySub...)
+	dst = AppendMsgpackString(dst, sub)
+	if exp > 0 {
+		dst = append(dst, mpKeyExp...)
+		dst = appendMsgpackInt(dst, exp)
+	}
+	if admin {
+		dst = append(dst, mpKeyAdmin...)
+		dst = appendMsgpackBool(dst, true)
+	}
+	return dst
+}
+
+// AppendRoomErrorMsgpack is AppendRoomErrorJSON in msgpack.
+func AppendRoomErrorMsgpack(dst []byte, id []byte, code string, room []byte, message string) []byte {
+	dst = appendMsgpackHead(dst, 4, mpValError, id)
+	dst = append(dst, mpKeyCode...)
+	dst = AppendMsgpackString(dst, stringBytes(code))
+	dst = append(dst, mpKeyRoom...)
+	dst = AppendMsgpackString(dst, room)
+	dst = append(dst, mpKeyMessage...)
+	return AppendMsgpackString(dst, stringBytes(message))
 }

@@ -20,6 +20,7 @@ const (
 	TypeAck
 	TypePresence
 	TypePresenceStats
+	TypeAuth  // {"type":"auth","token":T}: authenticate, or refresh the token of an open connection
 	typeCount // keep last: the number of defined types
 )
 
@@ -34,6 +35,7 @@ var typeNames = [typeCount]string{
 
 	TypePresence:      "presence",
 	TypePresenceStats: "presence_stats",
+	TypeAuth:          "auth",
 }
 
 // String returns the wire name of t ("join", …), or "unknown".
@@ -64,6 +66,8 @@ func ParseType(name []byte) Type {
 		return TypePresence
 	case "presence_stats":
 		return TypePresenceStats
+	case "auth":
+		return TypeAuth
 	}
 	return TypeUnknown
 }
@@ -106,6 +110,8 @@ type Envelope struct {
 	HasCursor bool
 	Limit     uint64 // presence paging: valid when HasLimit
 	HasLimit  bool
+	// Token is the credential of an auth message (a JWT), unescaped.
+	Token []byte
 }
 
 // Reset clears e for reuse without releasing anything it points to.
@@ -148,6 +154,7 @@ var (
 	errUserNotStr    = &Error{CodeBadField, `"user_id" must be a string`}
 	errCursorNotUint = &Error{CodeBadField, `"cursor" must be a non-negative integer`}
 	errLimitNotUint  = &Error{CodeBadField, `"limit" must be a non-negative integer`}
+	errTokenNotStr   = &Error{CodeBadField, `"token" must be a string`}
 
 	errMissingRoom = &Error{CodeMissingRoom, "room name is empty"}
 	errRoomTooLong = &Error{CodeRoomTooLong, "room name is too long"}
@@ -217,6 +224,7 @@ const (
 	fieldInfo
 	fieldCursor
 	fieldLimit
+	fieldToken
 )
 
 func lookupField(key []byte) field {
@@ -247,6 +255,8 @@ func lookupField(key []byte) field {
 		return fieldCursor
 	case "limit":
 		return fieldLimit
+	case "token":
+		return fieldToken
 	}
 	return fieldUnknown
 }
@@ -295,6 +305,8 @@ func notStringErr(f field) *Error {
 		return errProdNotStr
 	case fieldUserID:
 		return errUserNotStr
+	case fieldToken:
+		return errTokenNotStr
 	}
 	return errTypeNotStr
 }
@@ -326,6 +338,8 @@ func (fe *fieldErrors) setString(e *Envelope, f field, s []byte) {
 		e.Producer = s
 	case fieldUserID:
 		e.UserID = s
+	case fieldToken:
+		e.Token = s
 	}
 }
 
