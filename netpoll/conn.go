@@ -3,6 +3,7 @@ package netpoll
 import (
 	"encoding/binary"
 	"net"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/panjf2000/gnet/v2"
@@ -25,7 +26,8 @@ type Conn struct {
 	gc    gnet.Conn
 	loop  *Loop
 	state connState
-	ip    string // remote IP, when counted for MaxConnectionsPerIP
+	ip    string   // remote IP, when counted for MaxConnectionsPerIP
+	tls   *tlsConn // the TLS terminator feeding it; nil for a plain connection
 
 	// negotiated at upgrade
 	subprotocol    string
@@ -33,6 +35,7 @@ type Conn struct {
 	clientTakeover bool
 	window         []byte // last ≤32 KiB inflated (only with client context takeover)
 	path           string
+	authz          []byte // the upgrade's Authorization header, during Handler.OnOpen only
 
 	// message assembly: fragOp is the opcode of a fragmented message in
 	// progress (0 when none); msg holds its payload so far.
@@ -72,8 +75,28 @@ func (c *Conn) Deflate() bool { return c.deflate }
 // Path returns the request URI of the upgrade (path and query).
 func (c *Conn) Path() string { return c.path }
 
-// RemoteAddr returns the peer address (nil once the connection closed).
-func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
+// Header returns a header of the upgrade request, valid only during
+// Handler.OnOpen (copy what must outlive it). Only Authorization is kept;
+// any other name gives nil.
+func (c *Conn) Header(name string) []byte {
+	if strings.EqualFold(name, "Authorization") {
+		return c.authz
+	}
+	return nil
+}
+
+// RemoteAddr returns the peer address (nil once a plain connection
+// closed). For a TLS connection it is the client's address, not the
+// socketpair the loop reads.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.tls != nil {
+		return c.tls.remote
+	}
+	return c.gc.RemoteAddr()
+}
+
+// TLS reports whether c came through the TLS listener (wss://).
+func (c *Conn) TLS() bool { return c.tls != nil }
 
 // Open reports whether frames may still be written to c.
 func (c *Conn) Open() bool { return c.state == stateOpen }

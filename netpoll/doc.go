@@ -25,13 +25,18 @@
 //     Options.WriteBufferLimit is dropped.
 //   - Heartbeats: a connection silent for HeartbeatInterval gets a ping; one
 //     silent for IdleTimeout is closed.
+//   - TLS (Options.TLSAddr): a Go listener terminates TLS in front of the
+//     loops and feeds each connection's plaintext to a loop through a
+//     socketpair enrolled with gnet's Engine.Register (tls.go), so TLS
+//     clients run through the same code as plain ones. CertFiles serves a
+//     certificate that can be reloaded while connections stay open.
 //
 // # Concurrency
 //
 // Each connection belongs to one loop. Handler callbacks and every Conn and
 // Loop method run on that loop's goroutine ("loop-only") unless the method
 // says it is safe from any goroutine (Loop.Wake, Loop.Index, Conn.Loop,
-// Server.Stats, Server.Shutdown). Other goroutines reach a loop by pushing
+// Server.Stats, Server.Shutdown, Server.TLSAddr). Other goroutines reach a loop by pushing
 // work to a queue of their own and calling Loop.Wake; the loop then calls
 // Handler.OnWake.
 //

@@ -33,6 +33,7 @@ type handshakeResult struct {
 	deflate        bool
 	clientTakeover bool // the client compresses with context takeover
 	path           []byte
+	authorization  []byte // the Authorization header (nil: none)
 }
 
 // upgrader performs the HTTP upgrade of one connection at a time. One lives
@@ -79,6 +80,9 @@ func newUpgrader(opts *Options) *upgrader {
 			return false
 		},
 		OnHeader: func(key, value []byte) error {
+			if bytes.EqualFold(key, []byte("Authorization")) {
+				u.res.authorization = append(u.res.authorization[:0], value...)
+			}
 			if u.checkOrigin != nil && bytes.EqualFold(key, []byte("Origin")) && !u.checkOrigin(value) {
 				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusForbidden),
 					ws.RejectionReason("netpoll: origin not allowed"))
@@ -128,6 +132,8 @@ func (u *upgrader) negotiate(opt httphead.Option) (httphead.Option, error) {
 // to send (the 101 answer, or an HTTP error answer) and whether the upgrade
 // succeeded. The returned slice is valid until the next call.
 func (u *upgrader) upgrade(head []byte) (resp []byte, res handshakeResult, ok bool) {
+	// Buffers are reused, values never: a header of the previous upgrade
+	// must not show through (authorization stays nil unless sent).
 	u.res = handshakeResult{path: u.res.path[:0]}
 	u.out.Reset()
 	u.rd.Reset(head)

@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,15 @@ type Options struct {
 	// (Loop.Counters().Write). It costs two clock reads per flush.
 	// Default false.
 	MeasureWrites bool
+	// TLSAddr, when set, is a second TCP address whose connections speak
+	// TLS (wss://): they are decrypted in front of the loops and then
+	// handled like plain ones (see tls.go). Port 0 picks a free port;
+	// Server.TLSAddr reports it. Default "": no TLS listener.
+	TLSAddr string
+	// TLSConfig serves TLSAddr (required with it; MinVersion at least
+	// TLS 1.2). NewTLSConfig builds streamd's defaults around a
+	// reloadable certificate (CertFiles).
+	TLSConfig *tls.Config
 	// CheckOrigin, if set, is asked about each Origin header; false → 403.
 	CheckOrigin func(origin []byte) bool
 	// Logger receives connection-level warnings. Default slog.Default().
@@ -160,6 +170,16 @@ func (o *Options) ValidateAs(prefix string, names map[string]string) error {
 	}
 	if len(o.Path) == 0 || o.Path[0] != '/' {
 		bad("%s %q must start with /", name("Path"), o.Path)
+	}
+	if o.TLSAddr != "" {
+		switch {
+		case o.TLSConfig == nil:
+			bad("%s %q needs a certificate (TLSConfig)", name("TLSAddr"), o.TLSAddr)
+		case o.TLSConfig.MinVersion < tls.VersionTLS12:
+			bad("%s: TLS minimum version below 1.2: set it to 1.2 or 1.3", name("TLSAddr"))
+		case o.TLSConfig.GetCertificate == nil && len(o.TLSConfig.Certificates) == 0 && o.TLSConfig.GetConfigForClient == nil:
+			bad("%s %q needs a certificate (TLSConfig)", name("TLSAddr"), o.TLSAddr)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -39,6 +39,11 @@ type Stats struct {
 	ProtocolErrors    atomic.Int64
 	IdleTimeouts      atomic.Int64
 	SlowConsumerDrops atomic.Int64
+	// TLS listener (Options.TLSAddr): connections being handshaken or
+	// pumped now, and handshakes that failed or timed out (refused
+	// versions and cipher suites, plain HTTP on the TLS port, silence).
+	TLSOpen              atomic.Int64
+	TLSHandshakeFailures atomic.Int64
 }
 
 // Server is a WebSocket server on gnet event loops.
@@ -61,6 +66,14 @@ type Server struct {
 	loopsMu sync.Mutex
 	loops   map[gnet.EventLoop]*Loop
 	loopArr atomic.Pointer[[]*Loop] // copy-on-write list for the ticker
+
+	tls *tlsListener // nil without Options.TLSAddr
+	// loopsReady is closed by gnet's first OnTick, which runs after every
+	// loop is registered: only then may the TLS listener call
+	// Engine.Register (OnBoot comes before the loops exist). The ticker
+	// runs only with a TLS listener.
+	loopsReady chan struct{}
+	readyOnce  sync.Once
 }
 
 // NewServer checks opts and returns a server that is not yet listening.
@@ -87,8 +100,17 @@ func (s *Server) Stats() *Stats { return &s.stats }
 
 func (s *Server) count(c *atomic.Int64) { c.Add(1) }
 
-// Start binds the listener and starts the loops; it returns once they run.
+// Start binds the listener (and the TLS listener, with Options.TLSAddr)
+// and starts the loops; it returns once they run.
 func (s *Server) Start() error {
+	if s.opts.TLSAddr != "" {
+		ln, err := net.Listen("tcp", s.opts.TLSAddr)
+		if err != nil {
+			return fmt.Errorf("netpoll: TLS listen on %s: %w (set another TLS listen address)", s.opts.TLSAddr, err)
+		}
+		s.tls = newTLSListener(s, ln)
+		s.loopsReady = make(chan struct{})
+	}
 	go func() {
 		err := gnet.Run(s, "tcp://"+s.opts.Addr,
 			gnet.WithNumEventLoop(s.opts.Loops),
@@ -98,6 +120,7 @@ func (s *Server) Start() error {
 			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
+			gnet.WithTicker(s.tls != nil),
 			gnet.WithLogger(gnetLogger{s}),
 		)
 		s.runErr <- err
@@ -108,6 +131,9 @@ func (s *Server) Start() error {
 	case err := <-s.runErr:
 		if err == nil {
 			err = errors.New("netpoll: engine stopped while starting")
+		}
+		if s.tls != nil {
+			s.tls.closeListener()
 		}
 		return fmt.Errorf("netpoll: listen on %s: %w (set another listen address)", s.opts.Addr, err)
 	}
@@ -127,17 +153,46 @@ func (s *Server) Start() error {
 		s.addr, _ = net.ResolveTCPAddr("tcp", s.opts.Addr)
 	}
 	go s.ticker()
+	if s.tls != nil {
+		select {
+		case <-s.loopsReady:
+		case <-s.done: // gnet stopped while starting its loops
+			s.tls.closeListener()
+			return fmt.Errorf("netpoll: the event loops stopped while starting (TLS listener %s)", s.opts.TLSAddr)
+		}
+		s.tls.wg.Add(1)
+		go s.tls.serve()
+	}
 	return nil
+}
+
+// OnTick implements gnet.EventHandler; gnet's ticker runs only with a TLS
+// listener, to learn that the loops are up (loopsReady).
+func (s *Server) OnTick() (time.Duration, gnet.Action) {
+	s.readyOnce.Do(func() { close(s.loopsReady) })
+	return time.Hour, gnet.None
 }
 
 // Addr returns the bound listen address (valid after Start).
 func (s *Server) Addr() net.Addr { return s.addr }
+
+// TLSAddr returns the bound TLS listen address (valid after Start; nil
+// without Options.TLSAddr).
+func (s *Server) TLSAddr() net.Addr {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.ln.Addr()
+}
 
 // Shutdown sends close 1001 to every client, waits for them to go (or ctx),
 // then stops the loops. Safe from any goroutine; call it once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closing.CompareAndSwap(false, true) {
 		return errors.New("netpoll: Shutdown called twice")
+	}
+	if s.tls != nil {
+		s.tls.closeListener() // no new TLS clients; open ones close below like the rest
 	}
 	for _, l := range s.loopList() {
 		_ = l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
@@ -176,6 +231,12 @@ wait:
 	defer cancel()
 	err := s.eng.Stop(stopCtx)
 	<-s.done
+	if s.tls != nil {
+		// The loops are gone; end every TLS pump still running.
+		if terr := s.tls.closeAll(stopCtx); err == nil {
+			err = terr
+		}
+	}
 	return err
 }
 
@@ -238,45 +299,62 @@ func (s *Server) loopOf(gc gnet.Conn) *Loop {
 	return l
 }
 
-// remoteIP is the IP of gc's peer, as a string ("" if unknown).
-func remoteIP(gc gnet.Conn) string {
-	switch a := gc.RemoteAddr().(type) {
-	case *net.TCPAddr:
-		return a.IP.String()
-	case nil:
-		return ""
-	default:
-		host, _, err := net.SplitHostPort(a.String())
-		if err != nil {
-			return a.String()
-		}
-		return host
+// reserveIP takes one of ip's MaxConnectionsPerIP slots; false when it
+// has none left.
+func (s *Server) reserveIP(ip string) bool {
+	s.perIPMu.Lock()
+	defer s.perIPMu.Unlock()
+	if s.perIP == nil {
+		s.perIP = make(map[string]int)
 	}
+	if s.perIP[ip] >= s.opts.MaxConnectionsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
 }
 
-// OnOpen implements gnet.EventHandler.
+// releaseIP gives back a slot taken by reserveIP.
+func (s *Server) releaseIP(ip string) {
+	s.perIPMu.Lock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.perIPMu.Unlock()
+}
+
+// OnOpen implements gnet.EventHandler. A connection from the TLS listener
+// arrives with its *tlsConn as context: the client's address and its
+// per-IP slot come from there.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	tc, _ := gc.Context().(*tlsConn)
 	c := &Conn{gc: gc, state: stateHandshake, idx: -1}
 	gc.SetContext(c)
+	if tc != nil {
+		if !tc.claim() { // its client is gone already
+			c.state = stateRejected
+			return nil, gnet.Close
+		}
+		c.tls = tc
+	}
 	if s.closing.Load() || s.stats.Open.Load() >= int64(s.opts.MaxConnections) {
+		if tc != nil && tc.reserved {
+			s.releaseIP(tc.ip)
+		}
 		c.state = stateRejected
 		s.count(&s.stats.Rejected)
 		return httpError(503, "streamd: connection limit reached (MaxConnections) or shutting down\n"), gnet.Close
 	}
-	if s.opts.MaxConnectionsPerIP > 0 {
-		ip := remoteIP(gc)
-		s.perIPMu.Lock()
-		if s.perIP == nil {
-			s.perIP = make(map[string]int)
-		}
-		if s.perIP[ip] >= s.opts.MaxConnectionsPerIP {
-			s.perIPMu.Unlock()
+	switch {
+	case tc != nil && tc.reserved:
+		c.ip = tc.ip // reserved before the TLS handshake
+	case s.opts.MaxConnectionsPerIP > 0:
+		ip := addrIP(c.RemoteAddr())
+		if !s.reserveIP(ip) {
 			c.state = stateRejected
 			s.count(&s.stats.Rejected)
 			return httpError(429, "streamd: too many connections from this address (MaxConnectionsPerIP)\n"), gnet.Close
 		}
-		s.perIP[ip]++
-		s.perIPMu.Unlock()
 		c.ip = ip
 	}
 	s.stats.Open.Add(1)
@@ -285,6 +363,9 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c.loop = l
 	l.setNow()
 	c.opened, c.lastActive = l.now, l.now
+	if tc != nil {
+		c.opened = tc.accepted // handshake_timeout counts from the TCP accept, TLS included
+	}
 	l.addConn(c)
 	return nil, gnet.None
 }
@@ -292,6 +373,9 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 // OnClose implements gnet.EventHandler.
 func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c, _ := gc.Context().(*Conn)
+	if c != nil && c.tls != nil && c.state != stateClosed {
+		c.tls.loopClosed()
+	}
 	if c == nil || c.state == stateRejected || c.state == stateClosed {
 		return gnet.None
 	}
@@ -300,11 +384,7 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c.loop.removeConn(c)
 	s.stats.Open.Add(-1)
 	if c.ip != "" {
-		s.perIPMu.Lock()
-		if s.perIP[c.ip]--; s.perIP[c.ip] <= 0 {
-			delete(s.perIP, c.ip)
-		}
-		s.perIPMu.Unlock()
+		s.releaseIP(c.ip)
 	}
 	if wasOpen {
 		s.handler.OnClose(c, err)
@@ -368,7 +448,9 @@ func (c *Conn) handshake() gnet.Action {
 	c.clientTakeover = res.clientTakeover
 	c.path = string(res.path)
 	c.lastActive = c.loop.now
+	c.authz = res.authorization
 	s.handler.OnOpen(c)
+	c.authz = nil
 	return gnet.None
 }
 
