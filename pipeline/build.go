@@ -60,6 +60,7 @@ type Pipeline struct {
 	Graph *operators.Pipeline[Event, Event]
 	nodes map[string]*built
 	outs  []closer // outputs with resources (files, webhook workers)
+	ck    *ckState // checkpointing (checkpoint.go); nil when off
 }
 
 type built struct {
@@ -102,6 +103,7 @@ type BuildContext struct {
 	Opts *Options
 	path string
 	res  []closer
+	ck   *ckState // the pipeline's checkpoint state; nil when it does not checkpoint
 }
 
 // Errorf returns an error pointing at key of the node in the config.
@@ -179,6 +181,19 @@ func Build(spec Spec, flow *operators.Flow, opts Options, prev *Pipeline) (*Pipe
 		return nil, err
 	}
 	p := &Pipeline{Spec: spec, Flow: flow, Graph: operators.NewPipeline[Event, Event](spec.Name), nodes: make(map[string]*built)}
+	if spec.Checkpoint < 0 {
+		return nil, specError(spec.node, "checkpoint", where, "checkpoint: a negative interval")
+	}
+	if spec.Checkpoint > 0 {
+		if prev != nil && prev.ck != nil {
+			p.ck = prev.ck
+		} else {
+			p.ck = &ckState{pipeline: spec.Name}
+		}
+		if !opts.checkOnly {
+			opts.Host = ckHost{Host: opts.Host, ck: p.ck}
+		}
+	}
 	fail := func(err error) (*Pipeline, error) {
 		_ = p.Close()
 		return nil, err
@@ -218,7 +233,7 @@ func Build(spec Spec, flow *operators.Flow, opts Options, prev *Pipeline) (*Pipe
 				return fail(specError(ns.node, k, path, "field %q does not apply to op %s (it takes: %s)", k, ns.Op, strings.Join(def.Fields, ", ")))
 			}
 		}
-		bc := &BuildContext{Spec: &spec, Node: ns, Opts: &opts, path: path}
+		bc := &BuildContext{Spec: &spec, Node: ns, Opts: &opts, path: path, ck: p.ck}
 		n, err := def.Build(bc)
 		if err != nil {
 			for _, r := range bc.res {

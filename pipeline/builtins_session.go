@@ -179,3 +179,19 @@ func (n *sessionNode) Output(name string) (operators.Port, bool) {
 }
 
 func (n *sessionNode) Outputs() []string { return []string{"", "expired"} }
+
+// erase ends key's session without a session_expired event and deletes
+// its record (Pipeline.Erase).
+func (n *sessionNode) erase(key string) (string, bool, error) {
+	if n.sess == nil {
+		return "session", false, nil
+	}
+	_, held := n.sess.Get(key)
+	n.sess.Delete(key)
+	if n.batcher != nil {
+		if err := n.batcher.Sync(); err != nil {
+			return "session", held, err
+		}
+	}
+	return "session", held, n.sess.Err()
+}

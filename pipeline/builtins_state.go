@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"errors"
+
 	"streamd/operators"
 	"streamd/state"
 )
@@ -39,14 +41,54 @@ func buildStateSink(c *BuildContext) (operators.Node, error) {
 	if c.Opts.checkOnly {
 		return operators.NewSink(ns.Name, func([]Event) {}), nil
 	}
-	_, b, err := c.storeBatcher("state sink")
-	if err != nil {
-		return nil, err
-	}
 	nsName := StateNamespace(c.Spec.Name)
 	ttl := ns.Duration
 	rep := c.reporter(func() *operators.Stats { return sink.Stats() })
 	var kb []byte
+	write := func(ev *Event) ([]byte, []byte, bool) {
+		k, err := key.String(ev)
+		if err != nil {
+			rep.fail(err, "key (not written)")
+			return nil, nil, false
+		}
+		val := ev.Data
+		if to != nil {
+			if val, _, err = to.JSON(ev); err != nil {
+				rep.fail(err, "to (not written)")
+				return nil, nil, false
+			}
+		}
+		kb = state.AppendKey(kb[:0], nsName, []byte(k))
+		return kb, val, true
+	}
+	if ck := c.ck; ck != nil {
+		// checkpointed: the writes wait for the pipeline's next checkpoint
+		sink = operators.NewSink(ns.Name, func(batch []Event) {
+			for i := range batch {
+				if k, v, ok := write(&batch[i]); ok {
+					ck.put(k, v, ttl)
+				}
+			}
+		})
+		st := c.Opts.Store
+		return stateSinkNode{Sink: sink, eraseKey: func(key []byte) (bool, error) {
+			held := ck.drop(key)
+			if st != nil {
+				if _, err := st.Get(key); err == nil {
+					held = true
+				} else if !errors.Is(err, state.ErrNotFound) {
+					return false, err
+				}
+			}
+			ck.writes = append(ck.writes, state.Op{Key: key, Delete: true})
+			ck.changed = true
+			return held, nil
+		}, ns: nsName}, nil
+	}
+	st, b, err := c.storeBatcher("state sink")
+	if err != nil {
+		return nil, err
+	}
 	onWrite := func(err error) {
 		if err != nil {
 			rep.note(err, "state write failed")
@@ -54,27 +96,45 @@ func buildStateSink(c *BuildContext) (operators.Node, error) {
 	}
 	sink = operators.NewSink(ns.Name, func(batch []Event) {
 		for i := range batch {
-			ev := &batch[i]
-			k, err := key.String(ev)
-			if err != nil {
-				rep.fail(err, "key (not written)")
+			k, v, ok := write(&batch[i])
+			if !ok {
 				continue
 			}
-			val := ev.Data
-			if to != nil {
-				if val, _, err = to.JSON(ev); err != nil {
-					rep.fail(err, "to (not written)")
-					continue
-				}
-			}
-			kb = state.AppendKey(kb[:0], nsName, []byte(k))
-			if err := b.Put(kb, val, ttl, onWrite); err != nil {
+			if err := b.Put(k, v, ttl, onWrite); err != nil {
 				rep.fail(err, "state write refused")
 			}
 		}
 		b.Flush()
 	})
-	return sink, nil
+	return stateSinkNode{Sink: sink, eraseKey: func(key []byte) (bool, error) {
+		_ = b.Sync() // writes queued before the erase land first
+		held := true
+		if _, err := st.Get(key); errors.Is(err, state.ErrNotFound) {
+			held = false
+		} else if err != nil {
+			return false, err
+		}
+		var derr error
+		if err := b.Delete(key, func(err error) { derr = err }); err != nil {
+			return false, err
+		}
+		if err := b.Sync(); err != nil {
+			return false, err
+		}
+		return held, derr
+	}, ns: nsName}, nil
+}
+
+// stateSinkNode is a state sink that can erase a key (Pipeline.Erase).
+type stateSinkNode struct {
+	*operators.Sink[Event]
+	eraseKey func(key []byte) (bool, error)
+	ns       string
+}
+
+func (n stateSinkNode) erase(key string) (string, bool, error) {
+	held, err := n.eraseKey(state.AppendKey(nil, n.ns, []byte(key)))
+	return "state", held, err
 }
 
 // storeBatcher returns the store a stateful node writes to (the

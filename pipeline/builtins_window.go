@@ -112,7 +112,11 @@ func buildAggregate(c *BuildContext) (operators.Node, error) {
 	if err != nil {
 		return nil, c.Errorf("window", "%v", err)
 	}
-	return adapt(agg, windowEvent), nil
+	a := adapt(agg, windowEvent)
+	if c.ck != nil {
+		return aggNode{adapted: a, agg: agg}, nil
+	}
+	return a, nil
 }
 
 // windowEvent turns a window result into an event: data is

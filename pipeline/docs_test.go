@@ -42,6 +42,7 @@ func runDocExamples(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	src = []byte(docURLs(t).Replace(string(src))) // model and vector servers: fakes on loopback (ai_fakes_test.go)
 	name := file[len("../"):]
 	type block struct {
 		line int

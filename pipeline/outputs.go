@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +21,7 @@ import (
 func checkInput(spec *Spec) error {
 	in := &spec.Input
 	n := 0
-	for _, set := range []bool{in.Stream != "", in.Generator != nil, in.File != "", in.Stdin} {
+	for _, set := range []bool{in.Stream != "", in.Generator != nil, in.File != "", in.Stdin, in.Documents != nil} {
 		if set {
 			n++
 		}
@@ -28,9 +29,12 @@ func checkInput(spec *Spec) error {
 	where := fmt.Sprintf("pipeline %q: input", spec.Name)
 	switch {
 	case n == 0:
-		return specError(spec.node, "input", where, "missing: give one of stream, generator, file, stdin")
+		return specError(spec.node, "input", where, "missing: give one of stream, generator, file, stdin, documents")
 	case n > 1:
-		return specError(spec.node, "input", where, "give only one of stream, generator, file, stdin")
+		return specError(spec.node, "input", where, "give only one of stream, generator, file, stdin, documents")
+	}
+	if err := checkDocuments(in.Documents); err != nil {
+		return specError(spec.node, "input", where, "documents: %v", err)
 	}
 	if g := in.Generator; g != nil {
 		if g.Kind != "" && g.Kind != "market" && g.Kind != "counter" {
@@ -108,6 +112,12 @@ func newOutput(o *OutputSpec, pipeline string, opts *Options) (func([]Event), cl
 				}
 			}
 		}, nil, nil
+	case o.Log != "" && opts.checkOnly && o.Log != "-":
+		// Check creates no file, but the directory must be there.
+		if st, err := os.Stat(filepath.Dir(o.Log)); err != nil || !st.IsDir() {
+			return nil, nil, fmt.Errorf("log output %q: its directory does not exist", o.Log)
+		}
+		return func([]Event) {}, nil, nil
 	case o.Log != "":
 		l, err := openLog(o.Log, pipeline)
 		if err != nil {

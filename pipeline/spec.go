@@ -33,12 +33,17 @@ type Spec struct {
 	// Output is where the pipeline's output goes; Outputs lists several.
 	Output  *OutputSpec  `yaml:"output"`
 	Outputs []OutputSpec `yaml:"outputs"`
+	// Checkpoint, when set, makes the pipeline exactly-once: every
+	// Checkpoint interval its aggregates' windows, its state-sink writes,
+	// its room outputs and its input positions are committed in one
+	// transaction (checkpoint.go, docs/durability.md).
+	Checkpoint time.Duration `yaml:"checkpoint"`
 
 	node ast.Node // for error positions
 }
 
 // InputSpec says where a pipeline's events come from. Exactly one of
-// Stream, Generator, File and Stdin is set.
+// Stream, Generator, File, Stdin and Documents is set.
 type InputSpec struct {
 	// Stream: `event` messages whose stream is this name, and POSTs to
 	// /ingest?stream=NAME.
@@ -49,6 +54,10 @@ type InputSpec struct {
 	File string `yaml:"file"`
 	// Stdin: JSON lines from standard input.
 	Stdin bool `yaml:"stdin"`
+
+	// AI model/vector ops (docs/ai.md)
+	// Documents: the files of a directory, polled for new ones.
+	Documents *DocumentsSpec `yaml:"documents"`
 }
 
 // GeneratorSpec configures a synthetic feed.
@@ -124,6 +133,31 @@ type NodeSpec struct {
 	Path        string         `yaml:"path"`         // log sink
 	Webhook     *WebhookSpec   `yaml:"webhook"`      // webhook sink
 	Extra       map[string]any `yaml:"with"`         // custom ops registered in Go
+
+	// AI text ops (docs/ai.md); they also use key, duration and max
+	// (cache), max (classify) and set (enrich)
+	Text                string          `yaml:"text"`                 // tokenize, chunk, classify, sentiment, enrich: expression of the text (default data.text)
+	Encoding            string          `yaml:"encoding"`             // tokenize, chunk, enrich: cl100k_base (default) or o200k_base
+	IDsField            string          `yaml:"ids_field"`            // tokenize: data field for the token ids
+	CountField          string          `yaml:"count_field"`          // tokenize, enrich: data field for the token count
+	MaxTokens           int             `yaml:"max_tokens"`           // tokenize: keep the first N tokens
+	TextField           string          `yaml:"text_field"`           // tokenize: data field for the truncated text
+	By                  string          `yaml:"by"`                   // chunk: runes (default) or tokens
+	Size                int             `yaml:"size"`                 // chunk: runes or tokens per chunk
+	Overlap             int             `yaml:"overlap"`              // chunk: runes or tokens two neighbours share
+	ID                  string          `yaml:"id"`                   // chunk: expression of the source's id (default data.id)
+	Rules               []ClassRuleSpec `yaml:"rules"`                // classify: keyword, regex and expression rules
+	Model               string          `yaml:"model"`                // classify: naive_bayes; enrich: the model name written
+	Train               string          `yaml:"train"`                // classify: expression of a training label (default data.label)
+	ConfidenceThreshold float64         `yaml:"confidence_threshold"` // classify: below it, out of the low port
+	Timestamp           string          `yaml:"timestamp"`            // enrich: data field for the processing time (Unix ms)
+	Do                  *NodeSpec       `yaml:"do"`                   // cache: the node whose results are memoized
+
+	// AI model/vector ops (docs/ai.md)
+	Embed      *EmbedSpec      `yaml:"embed"`      // embed
+	Similarity *SimilaritySpec `yaml:"similarity"` // similarity, dedup_semantic
+	LLM        *LLMSpec        `yaml:"llm"`        // llm
+	Qdrant     *QdrantSpec     `yaml:"qdrant"`     // qdrant
 
 	node ast.Node
 }
@@ -210,6 +244,10 @@ func ParseYAML(src []byte) ([]Spec, error) {
 func (ns *NodeSpec) equal(o *NodeSpec) bool {
 	a, b := *ns, *o
 	a.node, b.node = nil, nil
+	a.Do, b.Do = nil, nil // a cache's node: compared without its position
+	if (ns.Do == nil) != (o.Do == nil) || ns.Do != nil && !ns.Do.equal(o.Do) {
+		return false
+	}
 	return reflect.DeepEqual(a, b)
 }
 
