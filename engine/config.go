@@ -152,12 +152,22 @@ type Config struct {
 	AlertWebhooks []alerts.WebhookOptions `yaml:"alert_webhooks" json:"alert_webhooks"`
 	// Rooms are the per-room policies; the first whose Match fits wins.
 	Rooms []RoomPolicy `yaml:"rooms" json:"rooms"`
+	// Auth says who may connect and how tokens are verified
+	// (docs/security.md). Default: nobody — set Auth.Anonymous for open
+	// access, or a JWT key.
+	Auth AuthConfig `yaml:"auth" json:"auth"`
+	// Permissions are the per-room access rules (docs/security.md); the
+	// first whose Match fits a room decides. None: every connection may
+	// join, publish and read history in every room but $sys.*.
+	Permissions []PermissionRule `yaml:"permissions" json:"permissions"`
 	// Pipelines are the config pipelines (docs/pipelines.md), started
 	// with the engine and replaced by ReloadPipelines.
 	Pipelines []pipeline.Spec `yaml:"pipelines" json:"-"`
 	// PipelineWorkers is the number of goroutines that run pipelines;
 	// each pipeline runs on one, chosen by its name. Default 1.
 	PipelineWorkers int `yaml:"pipeline_workers" json:"pipeline_workers"`
+	// TLS adds a wss:// listener (TLSConfig); absent: plain ws:// only.
+	TLS TLSConfig `yaml:"tls" json:"tls"`
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-" json:"-"`
 }
@@ -245,9 +255,11 @@ func (c *Config) EnsureDefaults() {
 	if c.CompressionThreshold == 0 {
 		c.CompressionThreshold = 128
 	}
+	c.TLS.ensureDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Auth.ensureDefaults()
 }
 
 // Validate reports every setting that cannot work, naming each.
@@ -309,6 +321,8 @@ func (c *Config) Validate() error {
 	if c.PresenceCoalesceInterval < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("engine: presence_coalesce_interval = %v: want ≥ 10ms", c.PresenceCoalesceInterval))
 	}
+	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.TLS.validate(c.Listen)...)
 	if err := c.validateAlerts(); err != nil {
 		errs = append(errs, err)
 	}

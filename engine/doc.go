@@ -35,5 +35,16 @@
 // (JSON or msgpack, plain or deflate) and queues the same bytes on every
 // local member; netpoll writes each connection with one writev per batch.
 //
+// # Authentication and permissions
+//
+// Each session has an identity (auth.go): anonymous, a verified JWT, or
+// none yet (it must send an auth message). Tokens are verified on the
+// session's loop with keys held in memory. Expiry and auth timeouts are
+// deadlines in a per-loop list, swept when the engine's auth ticker sees
+// the loop's earliest deadline pass: no timer per connection. Room
+// permissions (permissions.go) are decided on the loop before a command
+// goes to a shard; a publish is decided once per (session, room) and then
+// costs a pointer comparison. docs/security.md is the operator's view.
+//
 // engine may import every other streamd package.
 package engine

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,11 +28,53 @@ import (
 // CodeNotDurable answers a publish whose durable write failed.
 const CodeNotDurable = "not_durable"
 
-// Log entries carry the data's encoding in their first byte.
+// Log entries carry the data's encoding and flags in their first byte;
+// with logFrom, the publisher's subject follows (uvarint length, bytes),
+// then the data.
 const (
-	logEncMask = 0x7f
+	logEncMask = 0x0f
+	logErased  = 0x20 // erased (Engine.Erase): replayed with data null
+	logFrom    = 0x40 // the publisher's subject follows the flag byte
 	logNull    = 0x80 // the data was null (absent)
 )
+
+// appendLogEntry encodes m for the room log.
+func appendLogEntry(buf []byte, m *Message) []byte {
+	flags := byte(m.enc)
+	if m.data == nil {
+		flags |= logNull
+	}
+	if m.from != "" {
+		flags |= logFrom
+	}
+	buf = append(buf, flags)
+	if m.from != "" {
+		buf = binary.AppendUvarint(buf, uint64(len(m.from)))
+		buf = append(buf, m.from...)
+	}
+	return append(buf, m.data...)
+}
+
+// parseLogEntry splits a log entry: encoding, publisher ("" when none),
+// data (nil: null) and whether it was erased.
+func parseLogEntry(e []byte) (enc encoding, from, data []byte, erased, ok bool) {
+	if len(e) == 0 {
+		return 0, nil, nil, false, false
+	}
+	flags := e[0]
+	rest := e[1:]
+	if flags&logFrom != 0 {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return 0, nil, nil, false, false
+		}
+		from, rest = rest[k:k+int(n)], rest[k+int(n):]
+	}
+	if flags&logNull == 0 {
+		data = rest
+	}
+	return encoding(flags & logEncMask), from, data, flags&logErased != 0, true
+}
 
 // anyDurable reports whether some room policy is durable.
 func (c *Config) anyDurable() bool {
@@ -44,13 +87,16 @@ func (c *Config) anyDurable() bool {
 }
 
 // usesStore reports whether some pipeline has a node that keeps state in
-// the store (op session).
+// the store (ops session and state, classify with a model).
 func usesStore(specs []pipeline.Spec) bool {
 	for _, s := range specs {
 		for _, n := range s.Nodes {
-			if n.Op == "session" || n.Op == "state" {
+			if n.Op == "session" || n.Op == "state" || n.Op == "classify" && n.Model != "" {
 				return true
 			}
+		}
+		if s.Checkpoint > 0 {
+			return true
 		}
 	}
 	return false
@@ -126,12 +172,7 @@ func (e *Engine) recoverRoom(r *room) error {
 // appendDurable hands m (seq assigned) to the room log; the commit's
 // callback delivers it. Shard lock held.
 func (sh *shard) appendDurable(x exec, r *room, m *Message, from *session) {
-	buf := make([]byte, 0, 1+len(m.data))
-	if m.data == nil {
-		buf = append(buf, byte(m.enc)|logNull)
-	} else {
-		buf = append(append(buf, byte(m.enc)), m.data...)
-	}
+	buf := appendLogEntry(make([]byte, 0, 2+len(m.from)+len(m.data)), m)
 	err := sh.batcher.Append(r.name, m.seq, buf, func(err error) {
 		sh.mu.Lock()
 		sh.durableDone(exec{}, r, m, from, err)
@@ -180,13 +221,9 @@ func (sh *shard) replayFromLog(r *room, since, last uint64, mem []*Message) ([]*
 		if first == 0 {
 			first = seq
 		}
-		if len(data) == 0 {
+		enc, _, d, _, ok := parseLogEntry(data)
+		if !ok {
 			return true
-		}
-		enc := encoding(data[0] & logEncMask)
-		var d []byte
-		if data[0]&logNull == 0 {
-			d = data[1:]
 		}
 		m := newMessage(enc, d, nil)
 		m.room, m.seq = r, seq

@@ -22,7 +22,7 @@ func durableConfig(dir string) func(*Config) {
 func TestDurableRoomSurvivesRestart(t *testing.T) {
 	modes(t, func(t *testing.T, mutate func(*Config)) {
 		dir := t.TempDir()
-		cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+		cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, HeartbeatInterval: 5 * time.Second}
 		mutate(&cfg)
 		durableConfig(dir)(&cfg)
 		e := startCfg(t, cfg)
@@ -100,7 +100,7 @@ func TestDurableJoinSinceReadsTheLogAndRetention(t *testing.T) {
 // are answered as duplicates, not published again, also after a restart.
 func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+	cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, HeartbeatInterval: 5 * time.Second}
 	durableConfig(dir)(&cfg)
 	e := startCfg(t, cfg)
 	c := dial(t, e, false)
@@ -145,7 +145,7 @@ func TestExactlyOncePublishSurvivesRestart(t *testing.T) {
 // after the engine restarted.
 func TestAckedPositionResumesAfterReconnectAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+	cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, HeartbeatInterval: 5 * time.Second}
 	durableConfig(dir)(&cfg)
 	e := startCfg(t, cfg)
 	c := dial(t, e, false)
@@ -195,7 +195,7 @@ func TestSessionStateSurvivesRestart(t *testing.T) {
     - {name: ended, op: room, room: ended}
   output: {room: seen}
 `
-	cfg := Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)}
+	cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Data: dir, Pipelines: specs(t, specsSrc)}
 	e := startCfg(t, cfg)
 	if e.store == nil {
 		t.Fatal("a session op did not open the store")
@@ -206,7 +206,7 @@ func TestSessionStateSurvivesRestart(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // through the pipeline and its batcher
 	stopEngine(t, e)
 
-	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, specsSrc)})
+	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Data: dir, Pipelines: specs(t, specsSrc)})
 	got := make(chan string, 4)
 	stop, _ := e2.Subscribe("ended", func(m *Message) { got <- string(m.Data()) })
 	defer stop()
@@ -230,7 +230,7 @@ func TestStateSinkSurvivesRestart(t *testing.T) {
   nodes:
     - {name: last, op: state, key: "data.symbol", to: "{'price': data.price}"}
 `
-	e := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
+	e := startCfg(t, Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Data: dir, Pipelines: specs(t, src)})
 	for _, d := range []string{`{"symbol":"A","price":1}`, `{"symbol":"B","price":2}`, `{"symbol":"A","price":3}`} {
 		if err := e.Ingest(context.Background(), "ticks", []byte(d)); err != nil {
 			t.Fatal(err)
@@ -248,7 +248,7 @@ func TestStateSinkSurvivesRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopEngine(t, e)
-	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Data: dir, Pipelines: specs(t, src)})
+	e2 := startCfg(t, Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Data: dir, Pipelines: specs(t, src)})
 	ents, err := e2.State("prices", "", "", 0)
 	if err != nil || len(ents) != 2 || ents[0].Key != "A" || string(ents[1].Value) != `{"price":2}` {
 		t.Fatalf("after restart: %+v %v", ents, err)

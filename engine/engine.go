@@ -36,6 +36,9 @@ type Engine struct {
 
 	nextSession atomic.Uint64
 
+	auth  *authenticator // token verification (auth.go)
+	perms []*permRule    // compiled Config.Permissions (permissions.go)
+
 	execs    []*pipeExec                // pipeline executors, fixed at New
 	streams  atomic.Pointer[streamsMap] // stream → pipelines reading it
 	pipesMu  sync.Mutex                 // guards pipes
@@ -47,6 +50,8 @@ type Engine struct {
 	started  time.Time
 	snapshot atomic.Pointer[MetricsSnapshot] // the latest, for Metrics()
 
+	tls *tlsState // nil without Config.TLS
+
 	alerter    *alerts.Evaluator // nil without Config.Alerts
 	alertHooks []*alerts.Webhook
 
@@ -54,6 +59,8 @@ type Engine struct {
 	roomLog         *state.Log
 	durableFailures atomic.Uint64
 	duplicates      atomic.Uint64 // exactly-once publishes refused as resends
+	ckCommits       atomic.Uint64 // pipeline checkpoints committed
+	ckFailures      atomic.Uint64 // pipeline checkpoints that failed (taken or committed)
 
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
@@ -95,7 +102,19 @@ func New(cfg Config) (*Engine, error) {
 	}
 	empty := streamsMap{}
 	e.streams.Store(&empty)
-	srv, err := netpoll.NewServer(cfg.netpollOptions(), e)
+	auth, err := newAuthenticator(&e.cfg.Auth, func(msg string, args ...any) { e.cfg.Logger.Warn(msg, args...) })
+	if err != nil {
+		return nil, err
+	}
+	e.auth = auth
+	e.perms, _ = compilePermissions(cfg.Permissions) // Validate reported their errors
+	opts := cfg.netpollOptions()
+	if cfg.TLS.Enabled() {
+		if err := e.setupTLS(&opts); err != nil {
+			return nil, err
+		}
+	}
+	srv, err := netpoll.NewServer(opts, e)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +140,19 @@ func (e *Engine) Start() error {
 		e.workerWG.Add(1)
 		go x.run(e.cfg.Loops + len(e.shards) + i)
 	}
+	if e.tls != nil && e.cfg.TLS.ReloadInterval > 0 {
+		e.workerWG.Add(1)
+		go e.every(e.cfg.TLS.ReloadInterval, e.pollTLS)
+	}
 	if e.cfg.anyPresence() {
 		e.workerWG.Add(1)
 		go e.every(e.presenceTick(), e.firePresenceTimers)
+	}
+	e.workerWG.Add(1)
+	go e.every(authTick, e.checkDeadlines)
+	if j := e.auth.jwks; j != nil {
+		e.workerWG.Add(1)
+		go j.run(e.stop, e.cfg.Auth.JWT.JWKSRefresh, e.workerWG.Done)
 	}
 	fail := func(err error) error {
 		close(e.stop)
@@ -230,6 +259,7 @@ func (e *Engine) room(name string) (*room, error) {
 		views:     make([]*roomView, e.cfg.Loops),
 	}
 	r.hist.capacity = e.cfg.historyFor(name)
+	r.perm = e.ruleFor(name)
 	if e.cfg.presenceFor(name) {
 		r.presence = newPresence(r)
 	}
@@ -261,6 +291,12 @@ func (e *Engine) Publish(roomName string, data []byte) (uint64, error) {
 // returns the seq it got: the one path of Publish, the pipelines' room
 // output and the system rooms. t0 is the latency stamp (0: none).
 func (e *Engine) publishJSON(roomName string, data []byte, t0 int64) (uint64, error) {
+	return e.publishJSONFrom(roomName, data, t0, "", 0)
+}
+
+// publishJSONFrom is publishJSON for an exactly-once producer: a publish
+// whose pseq the room already applied from producer is not applied again.
+func (e *Engine) publishJSONFrom(roomName string, data []byte, t0 int64, producer string, pseq uint64) (uint64, error) {
 	if err := protocol.ValidRoomName([]byte(roomName), e.cfg.MaxRoomName); err != nil {
 		return 0, fmt.Errorf("engine: room %q: %w", roomName, err)
 	}
@@ -272,6 +308,7 @@ func (e *Engine) publishJSON(roomName string, data []byte, t0 int64) (uint64, er
 	sh.mu.Lock()
 	m := newMessage(encJSON, data, nil)
 	m.t0 = t0
+	m.producer, m.pseq = producer, pseq
 	sh.publish(exec{}, r, m, nil)
 	seq := r.seq
 	sh.flushWakes()
@@ -451,6 +488,8 @@ type Stats struct {
 	SlowConsumerDrops int64  `json:"slow_consumer_drops"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`
 	HandshakeFailures int64  `json:"handshake_failures"`
+	Forbidden         uint64 `json:"forbidden"`     // actions denied by permissions (forbidden answers)
+	AuthFailures      uint64 `json:"auth_failures"` // tokens refused, auth timeouts, expiries, messages before auth
 }
 
 // Stats returns a snapshot of the counters. Safe from any goroutine.
@@ -466,6 +505,12 @@ func (e *Engine) Stats() Stats {
 	for i := range e.loops {
 		if ls := e.loops[i].Load(); ls != nil {
 			ls.counters.addTo(&st)
+			for k := range ls.metrics.forbidden {
+				st.Forbidden += ls.metrics.forbidden[k].Load()
+			}
+			for k := range ls.metrics.authFail {
+				st.AuthFailures += ls.metrics.authFail[k].Load()
+			}
 		}
 	}
 	for _, sh := range e.shards {

@@ -14,7 +14,7 @@ import (
 // startEngine runs an engine on a free loopback port for the test.
 func startEngine(t testing.TB, mutate func(*Config)) *Engine {
 	t.Helper()
-	cfg := Config{Listen: "127.0.0.1:0", HeartbeatInterval: 5 * time.Second}
+	cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, HeartbeatInterval: 5 * time.Second}
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -11,7 +11,7 @@ import (
 // An engine embedded in a Go program: subscribe to a room and publish to it.
 // WebSocket clients joined to the same room would receive the same messages.
 func Example() {
-	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0"})
+	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Auth: engine.AuthConfig{Anonymous: true}})
 	if err != nil {
 		panic(err)
 	}

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"errors"
 	"streamd/ring"
 
@@ -26,8 +25,6 @@ const (
 // sysPrefix starts the names of the engine's system rooms ($sys.metrics,
 // $sys.alerts): clients may join them, only the engine publishes.
 var sysPrefix = []byte("$sys.")
-
-var errSysRoom = &protocol.Error{Code: CodeForbidden, Message: "only the engine publishes into $sys.* rooms"}
 
 // netpoll.Handler implementation: every method runs on the connection's loop.
 
@@ -55,11 +52,19 @@ func (e *Engine) OnOpen(c *netpoll.Conn) {
 		s.enc = encMsgpack
 	}
 	c.Ctx = s
-	b := ls.np.BeginFrame(64)
+	if !ls.openSession(s) {
+		return // refused: an error and a close are on their way
+	}
+	b := ls.np.BeginFrame(80)
 	hb := e.cfg.HeartbeatInterval.Milliseconds()
-	if s.enc == encJSON {
+	switch {
+	case s.enc == encJSON && s.who == nil:
+		b = protocol.AppendWelcomeAuthJSON(b, s.id, hb)
+	case s.enc == encJSON:
 		b = protocol.AppendWelcomeJSON(b, s.id, hb)
-	} else {
+	case s.who == nil:
+		b = protocol.AppendWelcomeAuthMsgpack(b, s.id, hb)
+	default:
 		b = protocol.AppendWelcomeMsgpack(b, s.id, hb)
 	}
 	s.write(ls.finish(s, b))
@@ -72,7 +77,9 @@ func (e *Engine) OnClose(c *netpoll.Conn, _ error) {
 		return
 	}
 	s.closed = true
+	s.gone.Store(true)
 	ls := s.ls
+	ls.arm(s, 0)
 	for i := range s.joins {
 		m := &s.joins[i]
 		ls.removeFromView(s, m)
@@ -88,7 +95,15 @@ func (e *Engine) OnClose(c *netpoll.Conn, _ error) {
 // OnWake drains the shards' answers for this loop, within a budget; if
 // some are left, the loop flushes and comes back for them.
 func (e *Engine) OnWake(l *netpoll.Loop) {
-	if ls, ok := l.Ctx.(*loopState); ok && ls.drainOuts() {
+	ls, ok := l.Ctx.(*loopState)
+	if !ok {
+		return
+	}
+	if ls.sweepDue.Load() {
+		ls.sweepDue.Store(false)
+		ls.sweepDeadlines()
+	}
+	if ls.drainOuts() {
 		l.Wake()
 	}
 }
@@ -98,7 +113,7 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 // the answer written).
 func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 	s, _ := c.Ctx.(*session)
-	if s == nil {
+	if s == nil || s.authClosed {
 		return
 	}
 	if !e.full {
@@ -135,12 +150,28 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		ls.replyError(s, env.ID, err)
 		return
 	}
+	if s.who == nil && env.Type != protocol.TypeAuth {
+		ls.countAuthFailure(authMissing)
+		ls.replyErrorCode(s, env.ID, CodeUnauthenticated, errAuthFirst)
+		return
+	}
 	switch env.Type {
+	case protocol.TypeAuth:
+		ls.authMessage(s, env)
 	case protocol.TypeJoin:
-		r, err := ls.roomFor(env.Room)
+		r, err := ls.checkedRoom(env.Room)
 		if err != nil {
 			ls.replyError(s, env.ID, err)
 			return
+		}
+		if !ls.access(s, env.ID, env.Room, r, actJoin) || (env.HasSince && !ls.access(s, env.ID, env.Room, r, actHistory)) {
+			return
+		}
+		if r == nil {
+			if r, err = ls.roomFor(env.Room); err != nil {
+				ls.replyError(s, env.ID, err)
+				return
+			}
 		}
 		ls.join(s, r, env)
 	case protocol.TypeLeave:
@@ -157,19 +188,33 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		m.pending++
 		ls.send(command{kind: cmdLeave, room: r, sess: s, msg: idCarrier(s.enc, env.ID)})
 	case protocol.TypePublish:
-		if bytes.HasPrefix(env.Room, sysPrefix) {
-			ls.replyError(s, env.ID, errSysRoom)
-			return
-		}
-		r, err := ls.roomFor(env.Room)
-		if err != nil {
-			ls.replyError(s, env.ID, err)
-			return
+		// The room this connection was last allowed to publish into
+		// needs no new check: a map lookup (as before) and a comparison.
+		r := ls.rooms[string(env.Room)]
+		if r == nil || r != s.pubRoom {
+			var err error
+			if r, err = ls.checkedRoom(env.Room); err != nil {
+				ls.replyError(s, env.ID, err)
+				return
+			}
+			if !ls.access(s, env.ID, env.Room, r, actPublish) {
+				return
+			}
+			if r == nil {
+				if r, err = ls.roomFor(env.Room); err != nil {
+					ls.replyError(s, env.ID, err)
+					return
+				}
+			}
+			s.pubRoom = r
 		}
 		m := newMessage(s.enc, env.Data, env.ID)
 		m.t0 = t0
 		if env.Producer != nil && env.HasPSeq {
 			m.producer, m.pseq = string(env.Producer), env.PSeq
+		}
+		if s.who != nil && s.who.authed {
+			m.from = s.who.sub // for Erase: no copy, the identity keeps it
 		}
 		ls.send(command{kind: cmdPublish, room: r, sess: s, msg: m})
 	case protocol.TypePing:
@@ -198,6 +243,9 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 		}
 	case protocol.TypePresence, protocol.TypePresenceStats:
 		r, err := ls.existingRoom(env.Room)
+		if err == nil && !ls.access(s, env.ID, env.Room, r, actPresence) {
+			return
+		}
 		if err == nil && r == nil {
 			if ls.e.cfg.presenceFor(string(env.Room)) {
 				r, err = ls.roomFor(env.Room) // an empty presence room answers too
@@ -237,6 +285,10 @@ func (ls *loopState) join(s *session, r *room, env *protocol.Envelope) {
 	c := command{kind: cmdJoin, room: r, sess: s, since: env.Since, hasSince: env.HasSince}
 	if r.presence != nil || (r.durable && env.UserID != nil) {
 		ex, err := ls.presenceJoin(s, env)
+		if err == errUserNotSub {
+			ls.forbid(s, env.ID, env.Room, actJoin, msgUserID)
+			return
+		}
 		if err != nil {
 			ls.replyError(s, env.ID, err)
 			return
@@ -292,6 +344,17 @@ func notJoined(name []byte, err error) error {
 		return err
 	}
 	return &protocol.Error{Code: CodeNotJoined, Message: "not a member of room " + string(name)}
+}
+
+// checkedRoom validates name and returns its room if this loop or the
+// engine knows it, else nil; it never creates one (a permission check
+// comes first).
+func (ls *loopState) checkedRoom(name []byte) (*room, error) {
+	r, err := ls.existingRoom(name)
+	if r != nil {
+		ls.rooms[r.name] = r
+	}
+	return r, err
 }
 
 // roomFor validates name and returns its room, creating it if needed.

@@ -1,5 +1,7 @@
 package engine
 
+import "hash/maphash"
+
 // history keeps a room's most recent messages for `join … since`, without
 // one heap object per message: the payloads are copied into one byte slice
 // and described by a ring of pointer-free entries. A room with 100 kept
@@ -23,7 +25,19 @@ type histEntry struct {
 	off  uint32 // into data
 	size uint32
 	enc  encoding
-	null bool // data was absent (nil)
+	null bool   // data was absent (nil), or erased
+	from uint64 // fromHash of the publisher's subject; 0: none
+}
+
+// fromSeed hashes publishers' subjects for history entries.
+var fromSeed = maphash.MakeSeed()
+
+// fromHash is a subject's 64-bit hash in history entries (never 0).
+func fromHash(sub string) uint64 {
+	if sub == "" {
+		return 0
+	}
+	return maphash.String(fromSeed, sub) | 1
 }
 
 // push keeps m's payload as the newest entry (m itself is not retained).
@@ -41,7 +55,7 @@ func (h *history) push(m *Message) {
 	if len(h.data)+len(m.data) > cap(h.data) && len(h.data) > 2*h.live {
 		h.compact() // reuse the dead front before append grows the slice
 	}
-	h.ents[h.next] = histEntry{off: uint32(len(h.data)), size: uint32(len(m.data)), enc: m.enc, null: m.data == nil}
+	h.ents[h.next] = histEntry{off: uint32(len(h.data)), size: uint32(len(m.data)), enc: m.enc, null: m.data == nil, from: fromHash(m.from)}
 	h.data = append(h.data, m.data...)
 	h.live += len(m.data)
 	h.next = (h.next + 1) % h.capacity
@@ -92,4 +106,26 @@ func (h *history) after(r *room, since, last uint64) (msgs []*Message, complete 
 		msgs = append(msgs, m)
 	}
 	return msgs, complete
+}
+
+// erase turns the kept entries published by sub into null ones (their
+// seqs stay; their payload bytes are zeroed and reclaimed with the entry),
+// and returns how many it erased. Entries are told apart by a
+// 64-bit hash of the subject.
+func (h *history) erase(sub string) int {
+	want := fromHash(sub)
+	if want == 0 {
+		return 0
+	}
+	n := 0
+	for i := 0; i < h.n; i++ {
+		e := &h.ents[(h.next-h.n+i+h.capacity)%h.capacity]
+		if e.from != want {
+			continue
+		}
+		clear(h.data[e.off : e.off+e.size]) // the bytes go now; the room reclaims them when the entry leaves
+		e.null, e.from = true, 0
+		n++
+	}
+	return n
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"streamd/aimodel"
 	"streamd/pipeline"
 )
 
@@ -54,12 +55,25 @@ func startInput(e *Engine, rt *pipeRT, spec pipeline.InputSpec) *inputRunner {
 			}
 		case spec.Stdin:
 			err = readLines(ctx, rt, stdinReader, "stdin")
+		case spec.Documents != nil:
+			err = readDocuments(ctx, rt, spec.Documents)
 		}
 		if err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Error("pipeline input stopped", "pipeline", rt.name, "err", err)
 		}
 	}()
 	return r
+}
+
+// readDocuments feeds the files of a directory, polling for new ones
+// (docs/ai.md, "documents input").
+func readDocuments(ctx context.Context, rt *pipeRT, d *pipeline.DocumentsSpec) error {
+	o := d.Options()
+	o.Logger = rt.exec.e.cfg.Logger
+	return aimodel.WatchDocuments(ctx, o, func(data []byte) error {
+		ev := pipeline.NewEvent("", append([]byte(nil), data...), time.Now().UnixNano())
+		return rt.exec.send(ctx, pipeIn{rt: rt, ev: ev})
+	})
 }
 
 // readLines feeds one event per JSON line; blank lines are skipped and

@@ -124,7 +124,7 @@ func TestHeartbeatPingsAndIdleClose(t *testing.T) {
 
 func TestGracefulShutdownSends1001(t *testing.T) {
 	modes(t, func(t *testing.T, m func(*Config)) {
-		cfg := Config{Listen: "127.0.0.1:0"}
+		cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}}
 		m(&cfg)
 		e, err := New(cfg)
 		if err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"runtime"
+	"sync/atomic"
 
 	"streamd/netpoll"
 	"streamd/protocol"
@@ -29,6 +30,13 @@ type loopState struct {
 	sentAt   int64 // Metrics full: when the last command was queued (netpoll.MonoNow)
 	drainAt  int64 // Metrics full: the clock read of the current drainOuts (0: none yet)
 	inDrain  bool  // in drainOuts
+
+	// Sessions with an auth deadline (auth.go): the list, its earliest
+	// deadline (Unix ns, 0: none; read by the engine's auth ticker) and
+	// whether the ticker asked for a sweep.
+	timed        []*session
+	nextDeadline atomic.Int64
+	sweepDue     atomic.Bool
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -40,9 +48,22 @@ type session struct {
 	enc    encoding // the encoding the client last used
 	closed bool
 	joins  []membership
+	// gone is closed for other goroutines: set by OnClose, read by the
+	// pipeline host (an llm stream stops when its client left).
+	gone atomic.Bool
 
 	msgBucket, byteBucket bucket // rate limits (ratelimit.go)
 	limitedAt             int64  // last rate_limited answer (loop time)
+
+	// who is the connection's identity (auth.go): anonymous, a verified
+	// token, or nil while it must still authenticate.
+	who        *identity
+	deadline   int64 // Unix ns: auth timeout (who nil) or token expiry; 0: none
+	timedIdx   int32 // 1 + index in ls.timed; 0: not there
+	authClosed bool  // closed for an auth reason: its messages are ignored
+	// pubRoom is the room s was last allowed to publish into
+	// (permissions.go): the next publish there needs no check.
+	pubRoom *room
 }
 
 // membership is a session's relation to one room, as this loop sees it.

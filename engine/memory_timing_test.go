@@ -11,7 +11,7 @@ import (
 func BenchmarkBufferedMessagesMemory(b *testing.B) {
 	const n, size = 100_000, 100
 	for i := 0; i < b.N; i++ {
-		e, err := New(Config{Listen: "127.0.0.1:0", Rooms: []RoomPolicy{{Match: "*", History: n}}})
+		e, err := New(Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Rooms: []RoomPolicy{{Match: "*", History: n}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -29,6 +29,10 @@ type Message struct {
 	producer string
 	pseq     uint64
 	tp       int64 // Metrics full: when its shard published it
+	// from is the publisher's authenticated subject ("" when anonymous or
+	// not from a client), kept in the durable log so Engine.Erase can
+	// find what a user published.
+	from string
 }
 
 // Room returns the room's name.
@@ -78,7 +82,7 @@ func (m *Message) release() {
 	switch n := m.refs.Add(-1); {
 	case n > 0:
 	case n == 0:
-		m.room, m.data, m.id, m.seq, m.t0, m.tp, m.producer, m.pseq = nil, nil, nil, 0, 0, 0, "", 0
+		m.room, m.data, m.id, m.seq, m.t0, m.tp, m.producer, m.pseq, m.from = nil, nil, nil, 0, 0, 0, "", 0, ""
 		if cap(m.buf) > maxPooledBuf {
 			m.buf = nil
 		}

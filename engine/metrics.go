@@ -73,7 +73,8 @@ var (
 	pipeErrors   = prometheus.NewDesc("streamd_pipeline_errors_total", "Events a node failed on.", pipeLabels, nil)
 	pipeLate     = prometheus.NewDesc("streamd_pipeline_late_events_total", "Events that came after their window closed (sent to the late port).", pipeLabels, nil)
 	pipeLatency  = prometheus.NewDesc("streamd_pipeline_node_latency_seconds", "A node's own processing time per event, quantiles over its lifetime.", append(pipeLabels, "quantile"), nil)
-	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency}
+	pipeCounter  = prometheus.NewDesc("streamd_pipeline_node_counter_total", "A node's own counters (AI ops: prompt_tokens, completion_tokens, cache_hits, retries, …), label counter.", append(pipeLabels, "counter"), nil)
+	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency, pipeCounter}
 
 	stageLatency = prometheus.NewDesc("streamd_stage_latency_seconds",
 		"Latency by stage of the message path (metrics: full): ingress, ring, fanout, write (per flush), e2e (frame read → delivery queued).",
@@ -85,7 +86,9 @@ var (
 	membersGauge  = prometheus.NewDesc("streamd_members", "Room memberships now (a connection in three rooms counts three).", nil, nil)
 	ringFill      = prometheus.NewDesc("streamd_ring_fill_ratio", "Fill of the fullest loop↔shard/executor ring now, 0…1 (a backpressure gauge).", nil, nil)
 	outboundBytes = prometheus.NewDesc("streamd_outbound_bytes", "Bytes held unsent for all connections at the last heartbeat scan (a backpressure gauge).", nil, nil)
-	extraDescList = []*prometheus.Desc{stageLatency, errorsByCode, closedBy, bytesIn, bytesOut, membersGauge, ringFill, outboundBytes}
+	forbiddenBy   = prometheus.NewDesc("streamd_forbidden_total", "Client actions denied by permissions (answered `forbidden`), by action: join, publish, history, presence.", []string{"action"}, nil)
+	authFailures  = prometheus.NewDesc("streamd_auth_failures_total", "Authentications refused or ended, by reason: invalid (a token that does not verify), expired, timeout (no auth message in time), missing (no token, or a message before auth), subject_changed (a refresh for another subject).", []string{"reason"}, nil)
+	extraDescList = []*prometheus.Desc{stageLatency, errorsByCode, closedBy, bytesIn, bytesOut, membersGauge, ringFill, outboundBytes, forbiddenBy, authFailures}
 
 	// promBounds are the Prometheus buckets of the stage histograms (seconds).
 	promBounds = []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
@@ -102,6 +105,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range extraDescList {
 		ch <- d
 	}
+	for _, d := range tlsDescList {
+		ch <- d
+	}
 }
 
 // Collect implements prometheus.Collector.
@@ -112,6 +118,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d.desc, d.kind, d.value(&s))
 	}
 	c.collectExtra(ch)
+	c.e.collectTLS(ch)
 	for name, nodes := range c.e.PipelineStats() {
 		for _, n := range nodes {
 			l := []string{name, n.Name, n.Kind}
@@ -120,6 +127,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(pipeDropped, prometheus.CounterValue, float64(n.Dropped), l...)
 			ch <- prometheus.MustNewConstMetric(pipeErrors, prometheus.CounterValue, float64(n.Errors), l...)
 			ch <- prometheus.MustNewConstMetric(pipeLate, prometheus.CounterValue, float64(n.Late), l...)
+			for k, v := range n.Counters {
+				ch <- prometheus.MustNewConstMetric(pipeCounter, prometheus.CounterValue, float64(v), append(l, k)...)
+			}
 			for _, q := range [...]struct {
 				q string
 				v int64
@@ -154,6 +164,12 @@ func (c *collector) collectExtra(ch chan<- prometheus.Metric) {
 	}
 	for reason, n := range snap.Connections.Closed {
 		ch <- prometheus.MustNewConstMetric(closedBy, prometheus.CounterValue, float64(n), reason)
+	}
+	for act, n := range snap.Forbidden {
+		ch <- prometheus.MustNewConstMetric(forbiddenBy, prometheus.CounterValue, float64(n), act)
+	}
+	for reason, n := range snap.AuthFailures {
+		ch <- prometheus.MustNewConstMetric(authFailures, prometheus.CounterValue, float64(n), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(bytesIn, prometheus.CounterValue, float64(snap.Bytes.InTotal))
 	ch <- prometheus.MustNewConstMetric(bytesOut, prometheus.CounterValue, float64(snap.Bytes.OutTotal))

@@ -112,9 +112,12 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 		Bytes: RateMetrics{InTotal: now.bytesIn, OutTotal: now.bytesOut,
 			InPerS: perS(now.bytesIn, sp.prev.bytesIn, d), OutPerS: perS(now.bytesOut, sp.prev.bytesOut, d),
 			InPerS1m: perS(now.bytesIn, old.bytesIn, dm), OutPerS1m: perS(now.bytesOut, old.bytesOut, dm)},
-		Drops:   map[string]int64{"slow_consumer": st.SlowConsumerDrops},
-		Errors:  make(map[string]int64, len(errorCodes)),
-		Latency: map[string]LatencySummary{},
+		Drops:  map[string]int64{"slow_consumer": st.SlowConsumerDrops},
+		Errors: make(map[string]int64, len(errorCodes)),
+
+		Forbidden:    make(map[string]int64, nActions),
+		AuthFailures: make(map[string]int64, nAuthReasons),
+		Latency:      map[string]LatencySummary{},
 	}
 	snap.Connections.Open = st.Connections
 	snap.Connections.OpenedPerS = perS(uint64(now.accepted), uint64(sp.prev.accepted), d)
@@ -149,6 +152,18 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 				snap.Errors[c] += int64(n)
 			}
 		}
+		for k, a := range actionNames {
+			snap.Forbidden[a] += int64(ls.metrics.forbidden[k].Load())
+		}
+		for k, r := range authReasons {
+			snap.AuthFailures[r] += int64(ls.metrics.authFail[k].Load())
+		}
+	}
+	for _, a := range actionNames { // every action and reason, so rules always see a value
+		snap.Forbidden[a] += 0
+	}
+	for _, r := range authReasons {
+		snap.AuthFailures[r] += 0
 	}
 	for _, sh := range e.shards {
 		for _, r := range sh.in {
@@ -221,7 +236,11 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 		ss := st.Stats()
 		snap.State = &StateMetrics{Commits: ss.Commits, Writes: ss.Writes, CommitFailures: ss.CommitFailures,
 			DurableFailures: e.durableFailures.Load(), Duplicates: e.duplicates.Load(),
+			Checkpoints: e.ckCommits.Load(), CheckpointFailures: e.ckFailures.Load(),
 			GCRuns: ss.GCRuns, GCFilesReclaimed: ss.GCFilesReclaimed, LSMBytes: ss.LSMBytes, VLogBytes: ss.VLogBytes}
+	}
+	if ts, ok := e.TLSStats(); ok {
+		snap.TLS = &ts
 	}
 	snap.Runtime = sp.runtimeMetrics()
 	sp.prev = now

@@ -127,9 +127,20 @@ func TestAlertRuleFiresIntoSysAlertsAndSnapshot(t *testing.T) {
 	}
 }
 
+// TestClientsCannotPublishIntoSystemRooms: only admins may join the
+// $sys.* rooms, and nobody but the engine publishes into them.
 func TestClientsCannotPublishIntoSystemRooms(t *testing.T) {
 	e := startEngine(t, nil)
-	a := dial(t, e, false)
+	anon := dial(t, e, false)
+	anon.send(map[string]any{"type": "join", "room": RoomMetrics})
+	if m := anon.expect("error"); m["code"] != CodeForbidden || m["room"] != RoomMetrics {
+		t.Fatalf("anonymous join: %v", m)
+	}
+	ticket, err := e.AdminTicket("ops", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dialToken(t, e, ticket)
 	a.send(map[string]any{"type": "join", "room": RoomMetrics})
 	a.expect("joined")
 	a.send(map[string]any{"type": "publish", "room": RoomMetrics, "id": 1, "data": "fake"})

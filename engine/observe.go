@@ -28,6 +28,8 @@ type loopMetrics struct {
 	ingress, fanout, e2e hist.H
 	members              int64Gauge
 	errCodes             [len(errorCodes)]uint64Counter
+	forbidden            [nActions]uint64Counter     // denials by action (permissions.go)
+	authFail             [nAuthReasons]uint64Counter // refused or closed authentications by reason (auth.go)
 }
 
 // shardMetrics are a shard's own figures.
@@ -40,7 +42,7 @@ var errorCodes = [...]string{
 	"bad_json", "bad_msgpack", "missing_type", "unknown_type", "bad_field",
 	CodeMissingRoom, CodeRoomTooLong, CodeInvalidRoom, CodeNotJoined, CodeTooManyRooms,
 	CodeUnknownStream, CodeMissingStream, CodePresenceOff, CodeInvalidUserID, CodeInfoTooLarge, CodeForbidden,
-	CodeRateLimited, CodeNotDurable,
+	CodeRateLimited, CodeNotDurable, CodeUnauthenticated, CodeTokenExpired,
 	"other",
 }
 

@@ -27,8 +27,10 @@ import (
 
 // pipeIn is one event on its way to a pipeline.
 type pipeIn struct {
-	rt *pipeRT
-	ev pipeline.Event
+	rt       *pipeRT
+	ev       pipeline.Event
+	producer string // exactly-once: the event's producer and pseq ("" when none)
+	pseq     uint64
 }
 
 // pipeRT is one named pipeline at run time. It outlives reloads that keep
@@ -42,6 +44,7 @@ type pipeRT struct {
 	flow    *operators.Flow
 	p       *pipeline.Pipeline
 	input   *inputRunner // generator, file or stdin feeder; nil for streams
+	ck      *ckRT        // checkpointing (checkpoint.go); nil when off
 	retired atomic.Bool  // dropped by a reload or Close: its events are discarded
 	dropped atomic.Uint64
 }
@@ -133,8 +136,15 @@ func (x *pipeExec) run(cpu int) {
 			n++
 		default:
 		}
+		ckNow := int64(0)
 		for _, rt := range x.pipes {
 			n += rt.flow.Advance()
+			if rt.ck != nil {
+				if ckNow == 0 {
+					ckNow = time.Now().UnixNano()
+				}
+				n += x.ckTick(rt, ckNow)
+			}
 		}
 		x.flushWakes()
 		if n > 0 {
@@ -166,6 +176,7 @@ func (x *pipeExec) run(cpu int) {
 				wait = min(wait, time.Duration(t-now))
 			}
 		}
+		wait = x.ckWait(now, wait)
 		if wait > 0 {
 			timer.Reset(wait)
 			select {
@@ -199,6 +210,11 @@ func (x *pipeExec) drainRing(in *ring.SPSC[pipeIn]) int {
 			x.push(cur, b)
 			b = b[:0]
 		}
+		if pi.rt.ck != nil && pi.rt.p != nil && !pi.rt.retired.Load() && !x.ckAdmit(pi.rt, pi) {
+			*pi = pipeIn{} // a duplicate, answered
+			in.Release()
+			continue
+		}
 		cur = pi.rt
 		b = append(b, pi.ev)
 		*pi = pipeIn{}
@@ -218,6 +234,9 @@ func (x *pipeExec) push(rt *pipeRT, b []pipeline.Event) {
 		rt.dropped.Add(uint64(len(b)))
 		return
 	}
+	if rt.ck != nil {
+		rt.p.MarkDirty()
+	}
 	rt.p.Input().Push(b)
 }
 
@@ -228,7 +247,7 @@ func (x *pipeExec) pushOne(pi pipeIn) {
 }
 
 func (x *pipeExec) pending() bool {
-	if len(x.ext) > 0 {
+	if len(x.ext) > 0 || x.ckPending() {
 		return true
 	}
 	for _, in := range x.in {
@@ -287,6 +306,35 @@ func (h host) Reply(ev *pipeline.Event, data []byte) {
 	h.x.emit(s.ls.index, out{kind: outResult, sess: s, msg: newMessage(encJSON, data, ev.ID), stream: h.rt.streamB})
 }
 
+// Connected reports whether ev's sender is still connected
+// (pipeline.ListenerHost; any goroutine).
+func (h host) Connected(ev *pipeline.Event) bool {
+	s, ok := ev.Origin.(*session)
+	return ok && !s.gone.Load()
+}
+
+// Listening reports whether room has members or subscribers now
+// (pipeline.ListenerHost; any goroutine). A room that does not exist has
+// none.
+func (h host) Listening(roomName string) bool {
+	v, ok := h.x.e.rooms.Load(roomName)
+	if !ok {
+		return false
+	}
+	r := v.(*room)
+	r.shard.mu.Lock()
+	defer r.shard.mu.Unlock()
+	if len(r.subs) > 0 {
+		return true
+	}
+	for _, n := range r.loopCount {
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // streamsMap maps a stream name to the pipelines reading it.
 type streamsMap map[string][]*pipeRT
 
@@ -306,16 +354,24 @@ func (ls *loopState) event(s *session, env *protocol.Envelope) error {
 	if len(data) == 0 {
 		data = []byte("null")
 	}
-	var id []byte
+	var id []byte // JSON, as the result's and the ack's messages are
 	if env.ID != nil {
-		id = append([]byte(nil), env.ID...)
+		if s.enc == encMsgpack {
+			id = transcode(nil, env.ID, encMsgpack, encJSON)
+		} else {
+			id = append([]byte(nil), env.ID...)
+		}
 	}
 	now := time.Now().UnixNano()
+	var producer string
+	if env.Producer != nil && env.HasPSeq {
+		producer = string(env.Producer)
+	}
 	for _, rt := range rts {
 		ev := pipeline.NewEvent(rt.stream, data, now)
 		ev.ID, ev.Origin = id, s
 		r := rt.exec.in[ls.index]
-		for !r.TryPush(pipeIn{rt: rt, ev: ev}) {
+		for !r.TryPush(pipeIn{rt: rt, ev: ev, producer: producer, pseq: env.PSeq}) {
 			if ls.e.closing.Load() {
 				return nil
 			}
@@ -452,6 +508,10 @@ func (e *Engine) applyPipelines(specs []pipeline.Spec) error {
 			if err != nil {
 				return
 			}
+			if err = e.ckStart(rt, p, fresh); err != nil {
+				_ = p.Close()
+				return
+			}
 			if err = rt.flow.Open(); err != nil {
 				return
 			}
@@ -513,7 +573,11 @@ func (e *Engine) stopPipeline(rt *pipeRT) {
 	}
 	rt.retired.Store(true)
 	rt.exec.do(func() {
-		rt.flow.Drain()
+		if rt.ck != nil && rt.p != nil {
+			rt.exec.ckStop(rt) // the windows stay open in the checkpoint
+		} else {
+			rt.flow.Drain()
+		}
 		_ = rt.flow.Close()
 		if rt.p != nil {
 			_ = rt.p.Close()

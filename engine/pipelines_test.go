@@ -57,10 +57,10 @@ func TestEventReplyAndRoomOutput(t *testing.T) {
 		}
 		// filtered out: no result; then one that passes, in msgpack
 		c.send(map[string]any{"type": "event", "stream": "score", "data": map[string]any{"x": 0}})
-		b, _ := msgpackMarshal(map[string]any{"type": "event", "stream": "score", "data": map[string]any{"x": 5}})
+		b, _ := msgpackMarshal(map[string]any{"type": "event", "stream": "score", "id": "m1", "data": map[string]any{"x": 5}})
 		c.sendRaw(websocket.BinaryMessage, b)
 		r = c.expect("result")
-		if d := r["data"].(map[string]any); num(d["y"]) != 10 {
+		if d := r["data"].(map[string]any); num(d["y"]) != 10 || r["id"] != "m1" {
 			t.Fatalf("msgpack result %v", r)
 		}
 		c.send(map[string]any{"type": "event", "stream": "nope", "id": "q", "data": 1})

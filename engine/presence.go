@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -278,6 +279,9 @@ type PresenceStats struct {
 	Users   int    `json:"users"`   // distinct user ids
 }
 
+// errUserNotSub refuses a join whose user_id is not the token's subject.
+var errUserNotSub = &protocol.Error{Code: CodeForbidden, Message: msgUserID}
+
 var errPresenceOff = &protocol.Error{Code: CodePresenceOff, Message: "presence is off for this room (turn it on in its room policy)"}
 
 // page reads one page. Shard lock held.
@@ -403,7 +407,14 @@ func (sh *shard) answerPresence(x exec, c *command) {
 // Loop-only.
 func (ls *loopState) presenceJoin(s *session, env *protocol.Envelope) (*cmdExtra, error) {
 	ex := &cmdExtra{}
-	if env.UserID != nil {
+	if s.who != nil && s.who.authed {
+		// An authenticated connection is its token's subject: a
+		// different user_id would be an impersonation.
+		if env.UserID != nil && !bytes.Equal(env.UserID, s.who.subB) {
+			return nil, errUserNotSub
+		}
+		ex.user = s.who.sub
+	} else if env.UserID != nil {
 		if err := protocol.ValidRoomName(env.UserID, MaxUserID); err != nil {
 			return nil, &protocol.Error{Code: CodeInvalidUserID, Message: "user_id: empty, over 256 bytes, or with control characters"}
 		}

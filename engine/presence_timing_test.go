@@ -28,7 +28,7 @@ func fillPresence(b *testing.B, e *Engine, room string, n int) *room {
 // shard building the WebSocket answer envelope.
 func BenchmarkPresenceStats(b *testing.B) {
 	for _, n := range []int{100, 100_000} {
-		e, err := New(Config{Listen: "127.0.0.1:0", Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
+		e, err := New(Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func BenchmarkPresenceStats(b *testing.B) {
 // BenchmarkPresencePage: one page of 100 members from the middle of a
 // room of 100,000.
 func BenchmarkPresencePage(b *testing.B) {
-	e, err := New(Config{Listen: "127.0.0.1:0", Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
+	e, err := New(Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func BenchmarkPresencePage(b *testing.B) {
 // members (removal from the join-ordered slice, O(members)), then the
 // same member joining again at the end.
 func BenchmarkPresenceLeave(b *testing.B) {
-	e, err := New(Config{Listen: "127.0.0.1:0", Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
+	e, err := New(Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Rooms: []RoomPolicy{{Match: "p.*", Presence: true}}, PresenceCoalesceAbove: 1 << 30})
 	if err != nil {
 		b.Fatal(err)
 	}

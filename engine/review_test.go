@@ -79,7 +79,7 @@ func frameBytes(b0 byte, p []byte) []byte {
 // blocked on full rings to loops that are stopping.
 func TestCloseUnderLoadWithTinyRings(t *testing.T) {
 	for i := 0; i < 5; i++ {
-		cfg := Config{Listen: "127.0.0.1:0", Mode: ModeRings, Loops: 1, Workers: 1, RingSize: 2}
+		cfg := Config{Listen: "127.0.0.1:0", Auth: AuthConfig{Anonymous: true}, Mode: ModeRings, Loops: 1, Workers: 1, RingSize: 2}
 		e, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -41,6 +41,10 @@ type room struct {
 
 	// views[i] is loop i's list of its local members (loop-owned).
 	views []*roomView
+
+	// perm is the permission rule of the room (nil: none); set at
+	// creation, never changed.
+	perm *permRule
 }
 
 // subscription is an embedding-API subscriber (Engine.Subscribe).

@@ -20,8 +20,14 @@ type MetricsSnapshot struct {
 	Bytes       RateMetrics      `json:"bytes"`
 	Drops       map[string]int64 `json:"drops"`  // totals by reason
 	Errors      map[string]int64 `json:"errors"` // `error` answers, totals by code
-	Queues      QueueMetrics     `json:"queues"`
-	Runtime     RuntimeMetrics   `json:"runtime"`
+	// Forbidden counts denied actions by action (join, publish,
+	// history, presence); AuthFailures refused or ended
+	// authentications by reason (invalid, expired, timeout, missing,
+	// subject_changed). Totals.
+	Forbidden    map[string]int64 `json:"forbidden"`
+	AuthFailures map[string]int64 `json:"auth_failures"`
+	Queues       QueueMetrics     `json:"queues"`
+	Runtime      RuntimeMetrics   `json:"runtime"`
 
 	// Latency by stage: ingress (frame read → handed on), ring (loop →
 	// shard), fanout (shard → receiving loop), write (frame queued →
@@ -34,20 +40,25 @@ type MetricsSnapshot struct {
 	Pipelines []NodeMetrics `json:"pipelines"`
 	// State is the state store's figures (absent without durable rooms).
 	State  *StateMetrics `json:"state,omitempty"`
-	Alerts []AlertState  `json:"alerts"` // firing alerts
+	TLS    *TLSStats     `json:"tls,omitempty"` // the TLS listener (absent without a tls block)
+	Alerts []AlertState  `json:"alerts"`        // firing alerts
 }
 
 // StateMetrics are the state store's and the durable rooms' figures.
 type StateMetrics struct {
-	Commits          uint64 `json:"commits"`          // group commits (one fsync each)
-	Writes           uint64 `json:"writes"`           // writes those commits carried
-	CommitFailures   uint64 `json:"commit_failures"`  // commits that failed (each write got the error)
-	DurableFailures  uint64 `json:"durable_failures"` // durable publishes refused with not_durable
-	Duplicates       uint64 `json:"duplicates"`       // exactly-once resends answered as duplicates
-	GCRuns           uint64 `json:"gc_runs"`          // value-log GC passes
-	GCFilesReclaimed uint64 `json:"gc_files_reclaimed"`
-	LSMBytes         int64  `json:"lsm_bytes"`
-	VLogBytes        int64  `json:"vlog_bytes"`
+	Commits         uint64 `json:"commits"`          // group commits (one fsync each)
+	Writes          uint64 `json:"writes"`           // writes those commits carried
+	CommitFailures  uint64 `json:"commit_failures"`  // commits that failed (each write got the error)
+	DurableFailures uint64 `json:"durable_failures"` // durable publishes refused with not_durable
+	Duplicates      uint64 `json:"duplicates"`       // exactly-once resends answered as duplicates
+	Checkpoints     uint64 `json:"checkpoints"`      // pipeline checkpoints committed
+	// CheckpointFailures counts pipeline checkpoints that could not be
+	// taken or committed (they are retried; nothing is acknowledged).
+	CheckpointFailures uint64 `json:"checkpoint_failures"`
+	GCRuns             uint64 `json:"gc_runs"` // value-log GC passes
+	GCFilesReclaimed   uint64 `json:"gc_files_reclaimed"`
+	LSMBytes           int64  `json:"lsm_bytes"`
+	VLogBytes          int64  `json:"vlog_bytes"`
 }
 
 // ConnMetrics are connection figures.
@@ -160,6 +171,12 @@ func (s *MetricsSnapshot) Flatten() map[string]float64 {
 	for k, v := range s.Errors {
 		m["errors."+k] = float64(v)
 	}
+	for k, v := range s.Forbidden {
+		m["forbidden."+k] = float64(v)
+	}
+	for k, v := range s.AuthFailures {
+		m["auth_failures."+k] = float64(v)
+	}
 	for stage, l := range s.Latency {
 		p := "latency." + stage + "."
 		m[p+"p50"], m[p+"p90"], m[p+"p99"], m[p+"p999"], m[p+"max"] = l.P50, l.P90, l.P99, l.P999, l.Max
@@ -168,9 +185,11 @@ func (s *MetricsSnapshot) Flatten() map[string]float64 {
 	if st := s.State; st != nil {
 		m["state.commits"], m["state.writes"], m["state.commit_failures"] = float64(st.Commits), float64(st.Writes), float64(st.CommitFailures)
 		m["state.durable_failures"], m["state.duplicates"] = float64(st.DurableFailures), float64(st.Duplicates)
+		m["state.checkpoints"], m["state.checkpoint_failures"] = float64(st.Checkpoints), float64(st.CheckpointFailures)
 		m["state.gc_runs"], m["state.gc_files_reclaimed"] = float64(st.GCRuns), float64(st.GCFilesReclaimed)
 		m["state.lsm_bytes"], m["state.vlog_bytes"] = float64(st.LSMBytes), float64(st.VLogBytes)
 	}
+	s.TLS.flattenInto(m, s.Time)
 	for _, n := range s.Pipelines {
 		p := "pipeline." + n.Pipeline + "." + n.Node + "."
 		m[p+"in_per_s"], m[p+"out_per_s"], m[p+"p99_ms"] = n.InPerS, n.OutPerS, n.P99Ms
