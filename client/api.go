@@ -5,44 +5,15 @@ import (
 	"encoding/json"
 )
 
-// call sends out and waits for its answer. A publish made while
-// disconnected is queued (bounded by Options.OfflineQueue); anything
-// else fails with ErrNotConnected. Safe from any goroutine.
+// call sends out and waits for its answer. A publish (and, with
+// Options.Producer, an event) made while disconnected is queued (bounded
+// by Options.OfflineQueue, full by Options.QueueOverflow); anything else
+// fails with ErrNotConnected. Safe from any goroutine.
 func (c *Client) call(ctx context.Context, out outFrame) (frame, error) {
-	req := &request{out: out, done: make(chan reply, 1)}
-	c.mu.Lock()
-	if c.ctx.Err() != nil {
-		c.mu.Unlock()
-		return frame{}, ErrClosed
+	req, err := c.submit(ctx, out, false)
+	if err != nil {
+		return frame{}, err
 	}
-	if out.Type == "publish" && c.opts.Producer != "" {
-		c.pseq++
-		req.out.Producer, req.out.PSeq = c.opts.Producer, c.pseq
-	}
-	if c.conn == nil {
-		if out.Type != "publish" {
-			c.mu.Unlock()
-			return frame{}, ErrNotConnected
-		}
-		if len(c.queue) >= c.opts.OfflineQueue {
-			c.mu.Unlock()
-			return frame{}, ErrQueueFull
-		}
-		c.queue = append(c.queue, req)
-	} else {
-		c.nextID++
-		req.out.ID = c.nextID
-		c.pending[req.out.ID] = req
-		if out.Type == "event" {
-			c.events[out.Stream] = append(c.events[out.Stream], req)
-		}
-		if err := c.writeLocked(c.conn, req.out); err != nil {
-			// The read loop will notice the broken connection; the
-			// request is failed or requeued by failInFlight then.
-			c.opts.Logger.Debug("client: write failed", "err", err)
-		}
-	}
-	c.mu.Unlock()
 	select {
 	case r := <-req.done:
 		return r.f, r.err
@@ -52,6 +23,75 @@ func (c *Client) call(ctx context.Context, out outFrame) (frame, error) {
 		c.mu.Unlock()
 		return frame{}, ctx.Err()
 	}
+}
+
+// submit writes out, or queues it while disconnected, and returns the
+// request its answer will complete (none when noAnswer: it is written
+// and forgotten).
+func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*request, error) {
+	req := &request{out: out, done: make(chan reply, 1), noAnswer: noAnswer}
+	c.mu.Lock()
+	if c.ctx.Err() != nil {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	queueable := out.Type == "publish" || (out.Type == "event" && c.opts.Producer != "")
+	if queueable && c.opts.Producer != "" {
+		c.pseq++
+		req.out.Producer, req.out.PSeq = c.opts.Producer, c.pseq
+	}
+	for c.conn == nil && queueable && c.opts.QueueOverflow == OverflowBlock && len(c.queue) >= c.opts.OfflineQueue {
+		c.mu.Unlock()
+		select {
+		case <-c.qspace:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, ErrClosed
+		}
+		c.mu.Lock()
+	}
+	if c.conn == nil {
+		if !queueable {
+			c.mu.Unlock()
+			return nil, ErrNotConnected
+		}
+		if len(c.queue) >= c.opts.OfflineQueue {
+			switch c.opts.QueueOverflow {
+			case OverflowDropOldest:
+				if len(c.queue) == 0 { // a queue of size < 1
+					c.mu.Unlock()
+					return nil, ErrQueueFull
+				}
+				old := c.queue[0]
+				c.queue = c.queue[1:]
+				old.done <- reply{err: ErrDropped}
+			case OverflowDropNewest:
+				c.mu.Unlock()
+				return nil, ErrDropped
+			default:
+				c.mu.Unlock()
+				return nil, ErrQueueFull
+			}
+		}
+		c.queue = append(c.queue, req)
+	} else {
+		c.nextID++
+		req.out.ID = c.nextID
+		if !noAnswer {
+			c.pending[req.out.ID] = req
+			if out.Type == "event" {
+				c.events[out.Stream] = append(c.events[out.Stream], req)
+			}
+		}
+		if err := c.writeLocked(c.conn, req.out); err != nil {
+			// The read loop will notice the broken connection; the
+			// request is failed or requeued by failInFlight then.
+			c.opts.Logger.Debug("client: write failed", "err", err)
+		}
+	}
+	c.mu.Unlock()
+	return req, nil
 }
 
 // forget drops a request whose caller gave up. A publish already sent
@@ -115,6 +155,20 @@ func (c *Client) Leave(ctx context.Context, room string) error {
 	return err
 }
 
+// Send is Event without waiting for an answer: it returns once the event
+// is written, or queued while disconnected (only with Options.Producer:
+// then it is sent after the reconnect, and a checkpointing pipeline
+// applies it once). Its answers reach only the typed handlers. ctx bounds
+// the wait for room in a full queue (OverflowBlock).
+func (c *Client) Send(ctx context.Context, stream string, data any) error {
+	raw, err := marshal(data)
+	if err != nil {
+		return err
+	}
+	_, err = c.submit(ctx, outFrame{Type: "event", Stream: stream, Data: raw}, true)
+	return err
+}
+
 // Publish sends data (marshalled as JSON; a json.RawMessage or []byte
 // holding JSON is sent as is) to room and returns the seq of its ack.
 // While disconnected it is queued and sent after the reconnect. With
@@ -142,16 +196,20 @@ func (c *Client) Ack(room string, seq uint64) error {
 	return c.writeLocked(c.conn, outFrame{Type: "ack", Room: room, Seq: seq})
 }
 
-// Event feeds data to pipeline input stream and waits for the result a
-// `reply` output sends. Results are matched to events per stream in
-// order, so a stream whose pipeline does not reply to every event
-// should not be used with Event.
+// Event feeds data to pipeline input stream and waits for its answer:
+// the result a `reply` output sends (matched by id), or the ack of a
+// checkpointing pipeline (data nil). With Options.Producer, an event
+// carries producer and pseq, is queued while disconnected and resent
+// after a reconnect, and a checkpointing pipeline applies it once.
 func (c *Client) Event(ctx context.Context, stream string, data any) (json.RawMessage, error) {
 	raw, err := marshal(data)
 	if err != nil {
 		return nil, err
 	}
 	f, err := c.call(ctx, outFrame{Type: "event", Stream: stream, Data: raw})
+	if f.Type == "ack" {
+		return nil, err
+	}
 	return f.Data, err
 }
 

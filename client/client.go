@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"streamd/protocol"
 )
 
 // Errors returned by the Client.
@@ -17,6 +20,8 @@ var (
 	ErrQueueFull      = errors.New("client: offline queue full (raise Options.OfflineQueue)")
 	ErrNotConnected   = errors.New("client: not connected")
 	ErrMaybeDelivered = errors.New("client: connection lost before the ack; the publish may or may not have been applied (set Options.Producer for exactly-once resends)")
+	ErrDropped        = errors.New("client: dropped from the full offline queue (Options.QueueOverflow)")
+	ErrGaveUp         = errors.New("client: gave up reconnecting (Options.MaxReconnectAttempts)")
 )
 
 // ServerError is an {"type":"error"} answer.
@@ -38,12 +43,14 @@ func (s State) String() string {
 	return [...]string{"connecting", "connected", "reconnecting", "closed"}[s]
 }
 
-// Message is one room message. Data is valid for as long as the caller
-// keeps it (it is not reused).
+// Message is one room message, or (Stream set) a pipeline's result.
+// Data is JSON in both encodings, valid for as long as the caller keeps it
+// (it is not reused).
 type Message struct {
-	Room string
-	Seq  uint64
-	Data json.RawMessage
+	Room   string
+	Seq    uint64
+	Stream string // a result's stream ("" for room messages)
+	Data   json.RawMessage
 }
 
 // frame is every field of every server → client message we read.
@@ -82,8 +89,9 @@ type reply struct {
 // request is one message waiting for its answer. A publish keeps its
 // frame so it can be resent after a reconnect.
 type request struct {
-	out  outFrame
-	done chan reply // buffered 1; written once
+	out      outFrame
+	done     chan reply // buffered 1; written once
+	noAnswer bool       // Send: written and forgotten (not kept pending)
 }
 
 type roomState struct {
@@ -117,31 +125,152 @@ type Client struct {
 	events  map[string][]*request // events waiting for a result, per stream (FIFO)
 
 	dmu      sync.Mutex // guards dispatch
-	dispatch []Message
+	dispatch []item
 	dwake    chan struct{} // buffered 1
+
+	hmu      sync.Mutex // guards the handlers
+	typed    map[string][]func(Message)
+	onConn   []func()
+	onDisc   []func(error)
+	onRecon  []func(attempt int, delay time.Duration)
+	onErr    []func(error)
+	hasTyped atomicBool
+	qspace   chan struct{} // signalled when the offline queue drains (OverflowBlock)
+	started  bool          // Connect ran (mu)
 }
+
+// item is one thing for the dispatch goroutine: a message or result, or
+// a lifecycle event.
+type item struct {
+	kind    itemKind
+	m       Message
+	err     error
+	attempt int
+	delay   time.Duration
+}
+
+type itemKind uint8
+
+const (
+	itemMessage itemKind = iota
+	itemResult
+	itemConnect
+	itemDisconnect
+	itemReconnect
+	itemError
+)
 
 // Dial connects to url (ws://HOST:PORT/ws) and returns once the first
 // welcome arrived; later losses are repaired in the background until
 // Close. It fails if the first connection fails.
 func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
-	opts.EnsureDefaults()
-	if err := opts.Validate(); err != nil {
+	opts.URL = url
+	c, err := New(opts)
+	if err != nil {
 		return nil, err
 	}
-	c := &Client{url: url, opts: opts, rooms: map[string]*roomState{},
+	if err := c.Connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// New returns a client of cfg.URL that is not connected yet: register
+// handlers (OnMessage, OnConnect, …), then Connect.
+func New(cfg Config) (*Client, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.URL == "" {
+		return nil, errors.New("client: Config.URL is empty: want ws://HOST:PORT/ws")
+	}
+	c := &Client{url: cfg.URL, opts: cfg, rooms: map[string]*roomState{},
 		pending: map[uint64]*request{}, events: map[string][]*request{},
-		dwake: make(chan struct{}, 1)}
+		dwake: make(chan struct{}, 1), qspace: make(chan struct{}, 1), typed: map[string][]func(Message){}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.state = Connecting
+	return c, nil
+}
+
+// Connect dials the engine and returns once the first welcome arrived;
+// later losses are repaired in the background until Close. It fails if
+// the first connection fails (call it again to retry).
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return errors.New("client: Connect called twice")
+	}
+	c.mu.Unlock()
+	if c.ctx.Err() != nil {
+		return ErrClosed
+	}
 	conn, hb, err := c.connect(ctx)
 	if err != nil {
-		c.cancel()
-		return nil, err
+		return err
 	}
+	c.mu.Lock()
+	c.started = true
+	c.mu.Unlock()
 	c.wg.Add(2)
 	go c.dispatchLoop()
+	// Current before Connect returns: a call right after it is sent, not
+	// refused or queued.
+	if err := c.activate(conn); err != nil {
+		c.wg.Done()
+		c.cancel()
+		c.wg.Wait()
+		return err
+	}
 	go c.run(conn, hb)
-	return c, nil
+	return nil
+}
+
+// OnMessage calls fn for every room message and pipeline result whose
+// data is an object with "type": typ (an agent_response, an
+// analysis_update, …), after the room's own handler, on the dispatch
+// goroutine, in arrival order. Results are passed whether or not a call
+// to Event waits for them.
+func (c *Client) OnMessage(typ string, fn func(Message)) {
+	c.hmu.Lock()
+	c.typed[typ] = append(c.typed[typ], fn)
+	c.hmu.Unlock()
+	c.hasTyped.Store(true)
+}
+
+// OnConnect calls fn after each connection is made and its rooms
+// re-joined (the first one included), on the dispatch goroutine.
+func (c *Client) OnConnect(fn func()) { c.hmu.Lock(); c.onConn = append(c.onConn, fn); c.hmu.Unlock() }
+
+// OnDisconnect calls fn with the cause when a connection is lost.
+func (c *Client) OnDisconnect(fn func(error)) {
+	c.hmu.Lock()
+	c.onDisc = append(c.onDisc, fn)
+	c.hmu.Unlock()
+}
+
+// OnReconnect calls fn before each reconnect attempt (1, 2, …) with the
+// delay it waits first.
+func (c *Client) OnReconnect(fn func(attempt int, delay time.Duration)) {
+	c.hmu.Lock()
+	c.onRecon = append(c.onRecon, fn)
+	c.hmu.Unlock()
+}
+
+// OnError calls fn with errors no call returns: server errors without an
+// id, undecodable frames, giving up (ErrGaveUp).
+func (c *Client) OnError(fn func(error)) { c.hmu.Lock(); c.onErr = append(c.onErr, fn); c.hmu.Unlock() }
+
+// post hands it to the dispatch goroutine.
+func (c *Client) post(it item) {
+	c.dmu.Lock()
+	c.dispatch = append(c.dispatch, it)
+	c.dmu.Unlock()
+	select {
+	case c.dwake <- struct{}{}:
+	default:
+	}
 }
 
 // State returns the current connection state.
@@ -213,8 +342,20 @@ func (c *Client) run(conn *websocket.Conn, hb time.Duration) {
 		c.failInFlight()
 		c.setState(Reconnecting, err)
 		c.mu.Unlock()
+		c.post(item{kind: itemDisconnect, err: err})
 		for attempt := 0; ; attempt++ {
+			if m := c.opts.MaxReconnectAttempts; m > 0 && attempt >= m {
+				c.opts.Logger.Error("client: giving up", "url", c.url, "attempts", attempt, "err", err)
+				c.post(item{kind: itemError, err: fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, attempt, err)})
+				c.mu.Lock()
+				c.failAll(ErrGaveUp, true)
+				c.setState(Closed, ErrGaveUp)
+				c.mu.Unlock()
+				go c.cancel() // the dispatch goroutine delivers the error first
+				return
+			}
 			d := c.opts.Backoff.Delay(attempt, c.opts.Rand())
+			c.post(item{kind: itemReconnect, attempt: attempt + 1, delay: d})
 			if c.opts.Sleep(c.ctx, d) != nil {
 				return
 			}
@@ -233,12 +374,14 @@ func (c *Client) run(conn *websocket.Conn, hb time.Duration) {
 // serve makes conn current (re-joining rooms and flushing the queue),
 // pings every hb and reads until the connection fails or is silent for
 // DeadAfter.
-func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
-	dead := c.opts.DeadAfter
-	if dead == 0 {
-		dead = 2 * hb
-	}
+// activate makes conn current: rooms re-joined, queue flushed, state
+// Connected, OnConnect posted. A no-op when conn already is current.
+func (c *Client) activate(conn *websocket.Conn) error {
 	c.mu.Lock()
+	if c.conn == conn {
+		c.mu.Unlock()
+		return nil
+	}
 	c.conn = conn
 	err := c.resume()
 	if err == nil {
@@ -249,6 +392,18 @@ func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
 	c.mu.Unlock()
 	if err != nil {
 		conn.CloseNow()
+		return err
+	}
+	c.post(item{kind: itemConnect})
+	return nil
+}
+
+func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
+	dead := c.opts.DeadAfter
+	if dead == 0 {
+		dead = 2 * hb
+	}
+	if err := c.activate(conn); err != nil {
 		return err
 	}
 
@@ -288,12 +443,20 @@ func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
 		}
 	}()
 	defer func() { close(stop); <-done; conn.CloseNow() }()
+	var conv []byte
 	for {
-		_, b, err := conn.Read(c.ctx)
+		mt, b, err := conn.Read(c.ctx)
 		if err != nil {
 			return err
 		}
 		lastRecv.Store(time.Now())
+		if mt == websocket.MessageBinary { // msgpack: read as JSON
+			if conv, err = protocol.MsgpackToJSON(conv[:0], b); err != nil {
+				c.opts.Logger.Warn("client: bad msgpack frame", "err", err)
+				continue
+			}
+			b = conv
+		}
 		var f frame
 		if err := json.Unmarshal(b, &f); err != nil {
 			c.opts.Logger.Warn("client: bad frame", "err", err)
@@ -319,10 +482,18 @@ func (c *Client) resume() error {
 	}
 	q := c.queue
 	c.queue = nil
+	defer func() {
+		select {
+		case c.qspace <- struct{}{}:
+		default:
+		}
+	}()
 	for i, req := range q {
 		c.nextID++
 		req.out.ID = c.nextID
-		c.pending[req.out.ID] = req
+		if !req.noAnswer {
+			c.pending[req.out.ID] = req
+		}
 		if err := c.writeLocked(c.conn, req.out); err != nil {
 			delete(c.pending, req.out.ID)
 			c.queue = append(q[i:], c.queue...)
@@ -343,13 +514,7 @@ func (c *Client) handle(f frame) {
 		}
 		r.lastSeq, r.since = f.Seq, true
 		c.mu.Unlock()
-		c.dmu.Lock()
-		c.dispatch = append(c.dispatch, Message{Room: f.Room, Seq: f.Seq, Data: f.Data})
-		c.dmu.Unlock()
-		select {
-		case c.dwake <- struct{}{}:
-		default:
-		}
+		c.post(item{kind: itemMessage, m: Message{Room: f.Room, Seq: f.Seq, Data: f.Data}})
 	case "joined":
 		c.mu.Lock()
 		if r := c.rooms[f.Room]; r != nil {
@@ -367,19 +532,25 @@ func (c *Client) handle(f frame) {
 		c.mu.Unlock()
 	case "result":
 		c.mu.Lock()
-		if q := c.events[f.Stream]; len(q) > 0 {
+		if req := c.pending[f.ID]; f.ID != 0 && req != nil {
+			c.answer(f, nil)
+		} else if q := c.events[f.Stream]; f.ID == 0 && len(q) > 0 {
 			req := q[0]
 			c.events[f.Stream] = q[1:]
 			delete(c.pending, req.out.ID)
 			req.done <- reply{f: f}
 		}
 		c.mu.Unlock()
+		if c.hasTyped.Load() {
+			c.post(item{kind: itemResult, m: Message{Stream: f.Stream, Data: f.Data}})
+		}
 	case "error":
 		c.mu.Lock()
 		c.answer(f, &ServerError{Code: f.Code, Message: f.Message})
 		c.mu.Unlock()
 		if f.ID == 0 {
 			c.opts.Logger.Warn("client: server error", "code", f.Code, "message", f.Message)
+			c.post(item{kind: itemError, err: &ServerError{Code: f.Code, Message: f.Message}})
 		}
 	case "ack", "left", "pong":
 		c.mu.Lock()
@@ -423,7 +594,7 @@ func (c *Client) failInFlight() {
 	for id, req := range c.pending {
 		delete(c.pending, id)
 		switch {
-		case req.out.Type == "publish" && req.out.Producer != "":
+		case (req.out.Type == "publish" || req.out.Type == "event") && req.out.Producer != "":
 			resend = append(resend, req)
 		case req.out.Type == "publish":
 			req.done <- reply{err: ErrMaybeDelivered}
@@ -475,14 +646,21 @@ func (c *Client) writeLocked(conn *websocket.Conn, out outFrame) error {
 	if err != nil {
 		return err
 	}
+	mt := websocket.MessageText
+	if c.opts.Encoding == EncodingMsgpack {
+		if b, err = protocol.JSONToMsgpack(nil, b); err != nil {
+			return err
+		}
+		mt = websocket.MessageBinary
+	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.WriteTimeout)
 	defer cancel()
-	return conn.Write(ctx, websocket.MessageText, b)
+	return conn.Write(ctx, mt, b)
 }
 
 func (c *Client) dispatchLoop() {
 	defer c.wg.Done()
-	var batch []Message
+	var batch []item
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -492,21 +670,85 @@ func (c *Client) dispatchLoop() {
 		c.dmu.Lock()
 		batch, c.dispatch = c.dispatch, batch[:0]
 		c.dmu.Unlock()
-		for _, m := range batch {
-			c.mu.Lock()
-			r := c.rooms[m.Room]
-			c.mu.Unlock()
-			if r == nil {
-				continue
-			}
-			r.handler(m)
-			if c.opts.AutoAck {
-				c.Ack(m.Room, m.Seq)
-			}
+		for i := range batch {
+			c.deliver(&batch[i])
 		}
 		clear(batch)
 	}
 }
+
+// deliver runs the handlers of one item. Dispatch goroutine.
+func (c *Client) deliver(it *item) {
+	switch it.kind {
+	case itemMessage:
+		m := it.m
+		c.mu.Lock()
+		r := c.rooms[m.Room]
+		c.mu.Unlock()
+		if r == nil {
+			return
+		}
+		r.handler(m)
+		c.typedCall(m)
+		if c.opts.AutoAck {
+			_ = c.Ack(m.Room, m.Seq)
+		}
+	case itemResult:
+		c.typedCall(it.m)
+	case itemConnect:
+		c.hmu.Lock()
+		fns := c.onConn
+		c.hmu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	case itemDisconnect:
+		c.hmu.Lock()
+		fns := c.onDisc
+		c.hmu.Unlock()
+		for _, fn := range fns {
+			fn(it.err)
+		}
+	case itemReconnect:
+		c.hmu.Lock()
+		fns := c.onRecon
+		c.hmu.Unlock()
+		for _, fn := range fns {
+			fn(it.attempt, it.delay)
+		}
+	case itemError:
+		c.hmu.Lock()
+		fns := c.onErr
+		c.hmu.Unlock()
+		for _, fn := range fns {
+			fn(it.err)
+		}
+	}
+}
+
+// typedCall runs the OnMessage handlers of m's data type.
+func (c *Client) typedCall(m Message) {
+	if !c.hasTyped.Load() || len(m.Data) == 0 || m.Data[0] != '{' {
+		return
+	}
+	var t struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(m.Data, &t) != nil || t.Type == "" {
+		return
+	}
+	c.hmu.Lock()
+	fns := c.typed[t.Type]
+	c.hmu.Unlock()
+	for _, fn := range fns {
+		fn(m)
+	}
+}
+
+type atomicBool struct{ v atomic.Bool }
+
+func (b *atomicBool) Load() bool   { return b.v.Load() }
+func (b *atomicBool) Store(x bool) { b.v.Store(x) }
 
 type syncTime struct {
 	mu sync.Mutex

@@ -22,11 +22,22 @@
 //     as delivered when the server answers duplicate (with the original
 //     seq); without it such a publish fails with ErrMaybeDelivered.
 //
-// Invariants: frames are written with Client.mu held, so writes happen in
-// call order; Client.mu is never held while a handler runs. Room handlers
-// run one at a time on one dispatch goroutine and may call any method.
-// Every exported method is safe for concurrent use.
+// Also: handlers per data type (OnMessage("agent_response", fn) for room
+// messages and pipeline results whose data has that "type") and for the
+// connection's life (OnConnect, OnDisconnect, OnReconnect, OnError);
+// msgpack frames (Options.Encoding) and permessage-deflate
+// (Options.Compression); MaxReconnectAttempts; offline-queue overflow
+// policies (error, drop-oldest, drop-newest, block); events with a
+// producer are queued and resent like publishes, so a checkpointing
+// pipeline counts each once (docs/durability.md).
 //
-// Not yet: msgpack mode, permessage-deflate, queue overflow policies
-// other than "error", per-type handlers, the browser client.
+// Use New(Config{URL: …}) to register handlers before Connect, or Dial to
+// connect at once. The browser client with the same semantics is
+// client/js/streamd.js, served by streamd at /client.js.
+//
+// Invariants: frames are written with Client.mu held, so writes happen in
+// call order; Client.mu is never held while a handler runs. Room handlers,
+// typed handlers and lifecycle handlers run one at a time on one dispatch
+// goroutine, in arrival order, and may call any method. Every exported
+// method is safe for concurrent use.
 package client

@@ -10,7 +10,7 @@ import (
 
 func Example() {
 	// An engine in process, for the example; a real program dials its server.
-	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0"})
+	e, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Auth: engine.AuthConfig{Anonymous: true}})
 	if err != nil {
 		panic(err)
 	}

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -35,9 +36,49 @@ func (b Backoff) Delay(n int, r float64) time.Duration {
 	return time.Duration(d)
 }
 
+// Config is Options (the name the docs and examples use with New).
+type Config = Options
+
+// Queue overflow policies (Options.QueueOverflow).
+const (
+	OverflowError      = "error"       // the new request fails with ErrQueueFull (default)
+	OverflowDropOldest = "drop-oldest" // the oldest queued request fails with ErrDropped; the new one is queued
+	OverflowDropNewest = "drop-newest" // the new request fails with ErrDropped
+	OverflowBlock      = "block"       // the call waits for room (or its context)
+)
+
+// Encodings (Options.Encoding).
+const (
+	EncodingJSON    = "json"    // text frames (default)
+	EncodingMsgpack = "msgpack" // binary frames; Message.Data is still JSON
+)
+
 // Options configure a Client. Every zero field takes the default its
 // comment names (EnsureDefaults).
 type Options struct {
+	// URL is the engine's endpoint, ws://HOST:PORT/ws (New; Dial takes
+	// it as an argument).
+	URL string
+	// ReconnectInterval, MaxReconnectInterval and Jitter, when set,
+	// override Backoff.Initial, Backoff.Max and Backoff.Jitter.
+	ReconnectInterval    time.Duration
+	MaxReconnectInterval time.Duration
+	Jitter               float64
+	// MaxReconnectAttempts bounds the attempts after a lost connection;
+	// then the client closes itself (state Closed, every call fails with
+	// ErrGaveUp). Default 0: forever.
+	MaxReconnectAttempts int
+	// Compression negotiates permessage-deflate (context takeover).
+	// Default false.
+	Compression bool
+	// Encoding is EncodingJSON (default) or EncodingMsgpack.
+	Encoding string
+	// QueueSize, when set, overrides OfflineQueue.
+	QueueSize int
+	// QueueOverflow is what a full offline queue does with one more
+	// request: OverflowError (default), OverflowDropOldest,
+	// OverflowDropNewest or OverflowBlock.
+	QueueOverflow string
 	// UserID is sent with every join (durable rooms record ack positions
 	// per user; presence rooms list it). Default: none.
 	UserID string
@@ -85,6 +126,27 @@ type Options struct {
 
 // EnsureDefaults fills the zero fields with their defaults.
 func (o *Options) EnsureDefaults() {
+	if o.ReconnectInterval > 0 {
+		o.Backoff.Initial = o.ReconnectInterval
+	}
+	if o.MaxReconnectInterval > 0 {
+		o.Backoff.Max = o.MaxReconnectInterval
+	}
+	if o.Jitter != 0 {
+		o.Backoff.Jitter = o.Jitter
+	}
+	if o.QueueSize != 0 {
+		o.OfflineQueue = o.QueueSize
+	}
+	if o.Encoding == "" {
+		o.Encoding = EncodingJSON
+	}
+	if o.QueueOverflow == "" {
+		o.QueueOverflow = OverflowError
+	}
+	if o.Compression && o.DialOptions == nil {
+		o.DialOptions = &websocket.DialOptions{CompressionMode: websocket.CompressionContextTakeover}
+	}
 	if o.Backoff.Initial <= 0 {
 		o.Backoff.Initial = 100 * time.Millisecond
 	}
@@ -124,6 +186,19 @@ func (o *Options) Validate() error {
 	}
 	if o.HeartbeatInterval < 0 || o.DeadAfter < 0 {
 		return errors.New("client: HeartbeatInterval and DeadAfter must not be negative")
+	}
+	if o.MaxReconnectAttempts < 0 {
+		return errors.New("client: MaxReconnectAttempts must not be negative (0: forever)")
+	}
+	switch o.Encoding {
+	case EncodingJSON, EncodingMsgpack:
+	default:
+		return fmt.Errorf("client: Encoding %q: want %q or %q", o.Encoding, EncodingJSON, EncodingMsgpack)
+	}
+	switch o.QueueOverflow {
+	case OverflowError, OverflowDropOldest, OverflowDropNewest, OverflowBlock:
+	default:
+		return fmt.Errorf("client: QueueOverflow %q: want error, drop-oldest, drop-newest or block", o.QueueOverflow)
 	}
 	return nil
 }

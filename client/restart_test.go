@@ -20,7 +20,7 @@ import (
 // arrive once and in order.
 func TestServerRestartMidStream(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	cfg := engine.Config{Listen: "127.0.0.1:0", Data: dir, HeartbeatInterval: time.Second,
+	cfg := engine.Config{Listen: "127.0.0.1:0", Auth: engine.AuthConfig{Anonymous: true}, Data: dir, HeartbeatInterval: time.Second,
 		Rooms: []engine.RoomPolicy{{Match: "d.*", Durable: true}}}
 	e1, err := engine.New(cfg)
 	if err != nil {
