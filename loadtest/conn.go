@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -116,6 +117,14 @@ type dialOptions struct {
 	room       string // joined after the welcome; "" joins nothing
 	since      int64  // join with since (≥ 0), or -1
 	timeout    time.Duration
+	tls        *tls.Config // wss: TLS terminated in front of the worker (tls.go); nil: plain
+}
+
+// streamConn is what the upgrade talks through: the TCP connection, or
+// the plaintext end of a TLS pipe.
+type streamConn interface {
+	net.Conn
+	SyscallConn() (syscall.RawConn, error)
 }
 
 // dial opens a WebSocket connection, reads the welcome, joins a room, and
@@ -142,7 +151,15 @@ func dial(ctx context.Context, o dialOptions) (*lconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := nc.(*net.TCPConn)
+	var tc streamConn = nc.(*net.TCPConn)
+	if o.tls != nil {
+		uc, err := tlsPipe(nc, o.tls, o.timeout)
+		if err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		tc = uc
+	}
 	fail := func(err error) (*lconn, error) { tc.Close(); return nil, err }
 	_ = tc.SetDeadline(time.Now().Add(o.timeout))
 	req := "GET " + o.path + " HTTP/1.1\r\nHost: " + o.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"

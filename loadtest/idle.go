@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 type IdleOptions struct {
 	Addr    string        // host:port of the engine
 	Path    string        // WebSocket path; default "/ws"
+	TLS     *tls.Config   // wss:// with this client config; nil: plain
 	Conns   int           // connections to open; default 10,000
 	Rooms   int           // rooms to spread them over; default 100
 	Hold    time.Duration // how long to hold them after the last joined; default 5s
@@ -82,7 +84,7 @@ func Idle(ctx context.Context, o IdleOptions) (IdleResult, error) {
 			go func(i int) {
 				defer func() { <-sem }()
 				c, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: o.Sources[i%len(o.Sources)],
-					room: fmt.Sprintf("idle.%d", i%o.Rooms), since: -1, timeout: 15 * time.Second})
+					room: fmt.Sprintf("idle.%d", i%o.Rooms), since: -1, timeout: 15 * time.Second, tls: o.TLS})
 				if err != nil {
 					results <- result{-1, err}
 					return

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ type Options struct {
 	Addr     string // engine address, loopback only; default 127.0.0.1:8080
 	Path     string // default "/ws"
 	Label    string // server name for the result; default "streamd"
+	// TLS, when set, makes every connection wss:// with this client
+	// config (ParseTarget and ClientTLSConfig build it from a wss:// URL).
+	TLS *tls.Config
 
 	Conns       int     // echo: connections, each in its own room; default 1,000
 	Subscribers int     // fanout: members of the one room; default 10,000
@@ -226,7 +230,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			room := j.room
-			c, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: o.Sources[j.i%len(o.Sources)], room: room, since: -1, timeout: 15 * time.Second})
+			c, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: o.Sources[j.i%len(o.Sources)], room: room, since: -1, timeout: 15 * time.Second, tls: o.TLS})
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

@@ -40,7 +40,7 @@ func storm(ctx context.Context, o Options, workers []*worker, res *Result) {
 				defer wg.Done()
 				defer func() { <-sem }()
 				for attempt := 0; attempt < 20 && ctx.Err() == nil; attempt++ {
-					nc, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: src, room: c.room, since: c.lastSeq, timeout: 10 * time.Second})
+					nc, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: src, room: c.room, since: c.lastSeq, timeout: 10 * time.Second, tls: o.TLS})
 					if err == nil {
 						nc.sub, nc.room, nc.lastSeq = true, c.room, c.lastSeq
 						w.incoming <- nc

@@ -10,16 +10,22 @@
 // Sends follow a fixed schedule at --rate messages per second in total;
 // latency is measured from each message's scheduled send time, so the
 // generator's own lateness counts against the result (no coordinated
-// omission). Common flags: --addr (loopback only), --duration, --warmup,
+// omission). --addr is HOST:PORT, a ws:// URL, or a wss:// URL (TLS, with
+// --tls-ca FILE to trust a private CA or --tls-insecure for a self-signed
+// test server; the generator terminates TLS per connection in front of
+// its workers). Common flags: --addr (loopback only), --duration, --warmup,
 // --drain, --size, --pid (server pid: its CPU and peak RSS), --label,
 // --json FILE, --hgrm FILE (HdrHistogram percentile distribution, ms).
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -56,9 +62,38 @@ func main() {
 	}
 }
 
+// targetFlags are the TLS flags that go with a wss:// --addr.
+type targetFlags struct {
+	ca       string
+	insecure bool
+}
+
+func (tf *targetFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&tf.ca, "tls-ca", "", "wss: trust the PEM CA certificate(s) in `FILE` besides the system roots")
+	fs.BoolVar(&tf.insecure, "tls-insecure", false, "wss: skip certificate verification (self-signed test servers only)")
+}
+
+// apply resolves a ws:// or wss:// --addr into HOST:PORT and path and
+// returns the TLS config for wss (nil for plain).
+func (tf *targetFlags) apply(addr, path *string) (*tls.Config, error) {
+	hp, p, secure, err := loadtest.ParseTarget(*addr, *path)
+	if err != nil {
+		return nil, err
+	}
+	*addr, *path = hp, p
+	if !secure {
+		if tf.ca != "" || tf.insecure {
+			return nil, errors.New("streamload: --tls-ca and --tls-insecure need a wss:// --addr")
+		}
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(hp)
+	return loadtest.ClientTLSConfig(host, tf.ca, tf.insecure)
+}
+
 // scenarioFlags registers the flags every load scenario shares.
 func scenarioFlags(fs *flag.FlagSet, o *loadtest.Options, sources *string) {
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "server WebSocket address (loopback only)")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "server WebSocket address (loopback only): HOST:PORT, ws://HOST:PORT/PATH or wss://HOST:PORT/PATH")
 	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
 	fs.StringVar(&o.Label, "label", "streamd", "server name recorded in the result")
 	fs.IntVar(&o.Conns, "conns", 0, "echo: connections, each in its own room (default 1000)")
@@ -90,7 +125,14 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	fs.StringVar(&hgrmPath, "hgrm", "", "write the HDR percentile distribution (.hgrm, ms) to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
+	var tf targetFlags
+	tf.register(fs)
 	_ = fs.Parse(args)
+	var err error
+	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -136,15 +178,22 @@ func runIdle(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("idle", flag.ExitOnError)
 	var o loadtest.IdleOptions
 	var sources string
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only)")
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
 	fs.IntVar(&o.Conns, "conns", 10_000, "connections to open")
 	fs.IntVar(&o.Rooms, "rooms", 100, "rooms to spread them over")
 	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "how long to hold them before measuring")
 	fs.IntVar(&o.PID, "pid", 0, "server pid, to report its RSS per connection")
 	fs.StringVar(&sources, "sources", "", "comma-separated local IPs to dial from (127.0.0.x) when ports run short")
+	var tf targetFlags
+	tf.register(fs)
 	_ = fs.Parse(args)
 	if sources != "" {
 		o.Sources = strings.Split(sources, ",")
+	}
+	var err error
+	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
 	}
 	if !strings.HasPrefix(o.Addr, "127.") && !strings.HasPrefix(o.Addr, "localhost:") && !strings.HasPrefix(o.Addr, "[::1]:") {
 		fmt.Fprintln(os.Stderr, "streamload: --addr must be a loopback address")
@@ -173,9 +222,16 @@ func runRamp(ctx context.Context, args []string) int {
 	fs.Float64Var(&ro.Max, "max", 2_000_000, "highest rate tried")
 	fs.DurationVar(&ro.P99Bound, "p99", 10*time.Millisecond, "p99 bound a step must stay under")
 	fs.StringVar(&jsonPath, "json", "", "write every step and the best as JSON to this file")
+	var tf targetFlags
+	tf.register(fs)
 	_ = fs.Parse(args)
 	if sources != "" {
 		ro.Base.Sources = strings.Split(sources, ",")
+	}
+	var err error
+	if ro.Base.TLS, err = tf.apply(&ro.Base.Addr, &ro.Base.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
 	}
 	if ro.Base.Duration == 10*time.Second {
 		ro.Base.Duration = 5 * time.Second // shorter steps unless asked
