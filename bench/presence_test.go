@@ -37,7 +37,7 @@ func BenchmarkPresenceJoinStorm(b *testing.B) {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "c.yaml")
-	conf := "rooms: [{match: \"p.*\", presence: true}]\nmax_connections: 20000\n"
+	conf := "auth: {anonymous: true}\nrooms: [{match: \"p.*\", presence: true}]\nmax_connections: 20000\n"
 	if v := os.Getenv("PRESENCE_ABOVE"); v != "" {
 		conf += "presence_coalesce_above: " + v + "\n"
 	}

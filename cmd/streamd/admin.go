@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"streamd/client/js"
 	"streamd/engine"
 )
 
@@ -34,6 +35,7 @@ type adminServer struct {
 }
 
 const adminIndex = `streamd admin
+  (with an admin token set, every path but /healthz needs Authorization: Bearer <token>)
   /healthz        200 "ok" while serving, 503 while shutting down
   /metrics        Prometheus metrics (streamd_*, go_*, process_*)
   /stats          engine.Stats as JSON
@@ -51,14 +53,15 @@ const adminIndex = `streamd admin
 
 // startAdmin listens on addr and serves the admin endpoints.
 // reload is what POST /reload runs (nil: no config file to re-read).
-func startAdmin(addr string, eng *engine.Engine, logger *slog.Logger, reload func() error) (*adminServer, error) {
+// guard, when not nil, asks every request for the admin token.
+func startAdmin(addr string, eng *engine.Engine, logger *slog.Logger, reload func() error, guard *adminGuard) (*adminServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	a := &adminServer{ln: ln, errc: make(chan error, 1)}
 	a.srv = &http.Server{
-		Handler:           a.mux(eng, logger, reload),
+		Handler:           guard.wrap(a.mux(eng, logger, reload)),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -154,6 +157,27 @@ func (a *adminServer) mux(eng *engine.Engine, logger *slog.Logger, reload func()
 			return
 		}
 		w.Header().Set(backupTrailer, "complete")
+	})
+	// The browser client (public: web pages load it).
+	mux.Handle("GET /client.js", js.Handler())
+	mux.Handle("GET /client.d.ts", js.Handler())
+	mux.HandleFunc("POST /erase", func(w http.ResponseWriter, r *http.Request) {
+		// A data-protection request: everything held for one user or key.
+		subject := r.URL.Query().Get("subject")
+		if subject == "" {
+			http.Error(w, "erase: want ?subject=USER_OR_KEY", http.StatusBadRequest)
+			return
+		}
+		rep, err := eng.Erase(r.Context(), subject)
+		if err != nil {
+			logger.Error("erase failed", "subject", subject, "err", err)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": err.Error(), "erased": rep})
+			return
+		}
+		logger.Info("erased", "subject", subject, "messages", rep.Messages, "positions", len(rep.Positions), "records", len(rep.State))
+		writeJSONOr(w, rep, nil)
 	})
 	mux.HandleFunc("GET /stats/pipelines", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

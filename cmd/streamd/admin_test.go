@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ import (
 // what happened.
 func TestAdminReportsEngine(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	eng, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Logger: logger})
+	eng, err := engine.New(engine.Config{Listen: "127.0.0.1:0", Logger: logger, Auth: engine.AuthConfig{Anonymous: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,5 +110,32 @@ func TestAdminPresence(t *testing.T) {
 	}
 	if code, _ := httpGet(t, srv.URL+"/presence?room=p.a&limit=x"); code != 400 {
 		t.Fatalf("bad limit: %d, want 400", code)
+	}
+}
+
+// TestAdminErase: POST /erase?subject=S answers what it erased as JSON;
+// no subject is a 400.
+func TestAdminErase(t *testing.T) {
+	eng := enginetest.Start(t, engine.Config{})
+	var a adminServer
+	srv := httptest.NewServer(a.mux(eng, slog.New(slog.NewTextHandler(io.Discard, nil)), nil))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/erase?subject=ann", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep engine.EraseReport
+	err = json.NewDecoder(resp.Body).Decode(&rep)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || rep.Subject != "ann" || rep.Messages == nil || rep.State == nil {
+		t.Fatalf("erase: %d %+v %v", resp.StatusCode, rep, err)
+	}
+	resp, err = http.Post(srv.URL+"/erase", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("erase without a subject: %d", resp.StatusCode)
 	}
 }

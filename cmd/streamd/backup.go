@@ -57,7 +57,12 @@ func backupMain(args []string, stdout, stderr io.Writer) int {
 func writeBackup(w io.Writer, admin, data string) (int64, error) {
 	if admin != "" {
 		c := &http.Client{Timeout: 30 * time.Minute}
-		resp, err := c.Get("http://" + admin + "/backup")
+		req, err := http.NewRequest(http.MethodGet, "http://"+admin+"/backup", nil)
+		if err != nil {
+			return 0, err
+		}
+		setAdminToken(req)
+		resp, err := c.Do(req)
 		if err != nil {
 			return 0, fmt.Errorf("%v (is streamd running with --admin %s?)", err, admin)
 		}

@@ -16,7 +16,7 @@ import (
 // an empty state by mistake.
 func TestServeRefusesABadDataDirectory(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(cfg, []byte("rooms: [{match: \"d.*\", durable: true}]\npipelines: []\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("auth: {anonymous: true}\nrooms: [{match: \"d.*\", durable: true}]\npipelines: []\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	foreign := t.TempDir()

@@ -54,6 +54,9 @@ type fileConfig struct {
 	// Data is the state directory; "" keeps state in memory. Absent:
 	// ./data. Opened only when a room is durable or a pipeline keeps state.
 	Data *string `yaml:"data"`
+	// AdminAuth protects the admin API with its own token
+	// (docs/security.md).
+	AdminAuth adminAuthConfig `yaml:"admin_auth"`
 	// Engine holds listen, mode, rooms and every engine tunable, with the
 	// YAML names of engine.Config (listen, path, mode, loops, workers,
 	// ring_size, …, rooms, pipelines).
@@ -219,6 +222,7 @@ func loadConfig(path string) (*fileConfig, string, error) {
 // nil field is not set in that layer.
 type overrides struct {
 	listen, admin, data, mode *string
+	adminToken                *string // STREAMD_ADMIN_TOKEN (environment only)
 }
 
 // envOverrides reads the STREAMD_* variables through lookup (os.LookupEnv).
@@ -237,6 +241,7 @@ func envOverrides(lookup func(string) (string, bool)) overrides {
 	o.admin = get(envAdmin, false)
 	o.data = get(envData, false)
 	o.mode = get(envMode, true)
+	o.adminToken = get(envAdminToken, true)
 	return o
 }
 
@@ -249,6 +254,11 @@ type settings struct {
 	Admin string
 	// Data is the state directory; "" means in memory.
 	Data string
+	// AdminAuth is the file's admin_auth block; AdminToken the token in
+	// force (from STREAMD_ADMIN_TOKEN or the block), set by check.
+	AdminAuth  adminAuthConfig
+	AdminToken string
+	envToken   *string
 }
 
 // resolve merges the layers: flags > env > file > built-in defaults. For
@@ -258,7 +268,7 @@ func resolve(fc *fileConfig, env, flags overrides) settings {
 	if fc == nil {
 		fc = new(fileConfig)
 	}
-	s := settings{Engine: fc.Engine, Admin: defaultAdmin, Data: defaultData}
+	s := settings{Engine: fc.Engine, Admin: defaultAdmin, Data: defaultData, AdminAuth: fc.AdminAuth}
 	s.Engine.Rooms = append([]engine.RoomPolicy(nil), fc.Engine.Rooms...)
 	if s.Engine.Listen == "" {
 		s.Engine.Listen = defaultListen
@@ -282,6 +292,9 @@ func resolve(fc *fileConfig, env, flags overrides) settings {
 		if o.data != nil {
 			s.Data = *o.data
 		}
+		if o.adminToken != nil {
+			s.envToken = o.adminToken
+		}
 	}
 	return s
 }
@@ -303,6 +316,14 @@ func (s *settings) check() error {
 		if err := checkAddr(s.Admin); err != nil {
 			errs = append(errs, fmt.Errorf("admin %q: %v (use \"\" to turn the admin server off)", s.Admin, err))
 		}
+	}
+	tok, err := resolveAdminToken(s.AdminAuth, s.envToken)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	s.AdminToken = tok
+	if err == nil && s.Admin != "" && tok == "" && !s.AdminAuth.AllowOpen && !loopbackAddr(s.Admin) {
+		errs = append(errs, fmt.Errorf("admin %q: other machines can reach this address and the admin API has no token: set admin_auth.token_file (or %s), or admin_auth.allow_open: true behind a trusted network (docs/security.md)", s.Admin, envAdminToken))
 	}
 	return errors.Join(errs...)
 }

@@ -123,6 +123,7 @@ func TestPrecedence(t *testing.T) {
 // reach engine.Config untouched by the override layers.
 func TestResolveKeepsFileTunables(t *testing.T) {
 	fc, err := parseConfig("t.yaml", []byte(`
+auth: {anonymous: true}
 path: /stream
 loops: 3
 ring_size: 1024

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"streamd/engine"
 )
@@ -23,12 +24,20 @@ var dashboardFiles embed.FS
 
 // dashboardConfig is GET /dashboard/config.json: where the page finds the
 // engine's WebSocket endpoint. The page connects to
-// ws://<the host it was loaded from>:WSPort/WSPath, joins "$sys.metrics"
-// and "$sys.alerts", and draws what the engine publishes there.
+// ws://<the host it was loaded from>:WSPort/WSPath, authenticates with
+// Token (an admin ticket: the $sys.* rooms are admin-only), joins
+// "$sys.metrics" and "$sys.alerts", and draws what the engine publishes
+// there. It asks for a new ticket before each connect and at half of
+// TokenTTLS.
 type dashboardConfig struct {
-	WSPort int    `json:"ws_port"`
-	WSPath string `json:"ws_path"`
+	WSPort    int    `json:"ws_port"`
+	WSPath    string `json:"ws_path"`
+	Token     string `json:"token"`
+	TokenTTLS int    `json:"token_ttl_s"`
 }
+
+// dashboardTicketTTL is the lifetime of the dashboard's admin tickets.
+const dashboardTicketTTL = 10 * time.Minute
 
 // registerDashboard adds the live dashboard to the admin mux:
 //
@@ -61,9 +70,15 @@ func registerDashboard(mux *http.ServeMux, eng *engine.Engine) {
 			http.Error(w, "dashboard: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
+		ticket, err := eng.AdminTicket("dashboard", dashboardTicketTTL)
+		if err != nil {
+			http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(dashboardConfig{WSPort: port, WSPath: eng.Config().Path})
+		_ = json.NewEncoder(w).Encode(dashboardConfig{WSPort: port, WSPath: eng.Config().Path,
+			Token: ticket, TokenTTLS: int(dashboardTicketTTL / time.Second)})
 	})
 }
 

@@ -62,22 +62,26 @@ func TestDashboardInChromium(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	eng := enginetest.Start(t, dashboardEngineConfig(logger, "127.0.0.1:0"))
+	// The admin API has a token: the page logs in with ?token= once
+	// (a cookie), and takes its admin ticket for $sys.* from config.json.
 	a := &adminServer{}
-	admin := httptest.NewServer(a.mux(eng, logger, nil))
+	admin := httptest.NewServer(newAdminGuard(testAdminToken, false).wrap(a.mux(eng, logger, nil)))
 	t.Cleanup(admin.Close)
 
 	// config.json tells the page where the engine listens.
-	code, body := httpGet(t, admin.URL+"/dashboard/config.json")
+	code, body, _ := adminDo(t, "GET", admin.URL+"/dashboard/config.json", "Bearer "+testAdminToken, nil)
 	var cfg dashboardConfig
 	if err := json.Unmarshal([]byte(body), &cfg); code != 200 || err != nil {
 		t.Fatalf("GET /dashboard/config.json = %d %q (%v)", code, body, err)
 	}
-	if port, _ := wsPort(eng); cfg.WSPort != port || cfg.WSPath != "/ws" {
-		t.Fatalf("config.json = %+v, want ws_port %d and ws_path /ws", cfg, port)
+	if port, _ := wsPort(eng); cfg.WSPort != port || cfg.WSPath != "/ws" || cfg.Token == "" {
+		t.Fatalf("config.json = %+v, want ws_port %d, ws_path /ws and a token", cfg, port)
 	}
 
 	// The page itself, also at /dashboard (redirected), with its headers.
-	resp, err := http.Get(admin.URL + "/dashboard")
+	req, _ := http.NewRequest("GET", admin.URL+"/dashboard", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +98,7 @@ func TestDashboardInChromium(t *testing.T) {
 	)
 	stopLoad := runLoad(t, enginetest.URL(eng), "dashboard.load", clients, every)
 
-	p := openDashboard(ctx, t, admin.URL+"/dashboard/")
+	p := openDashboard(ctx, t, admin.URL+"/dashboard/?token="+testAdminToken)
 
 	// The engine's own snapshots (every 200 ms), carrying the load's rates
 	// and the demo pipeline's nodes.
@@ -170,7 +174,7 @@ func dashboardEngineConfig(logger *slog.Logger, listen string) engine.Config {
 	if err != nil {
 		panic(err)
 	}
-	return engine.Config{Listen: listen, Logger: logger, MetricsInterval: 200 * time.Millisecond,
+	return engine.Config{Listen: listen, Logger: logger, MetricsInterval: 200 * time.Millisecond, Auth: engine.AuthConfig{Anonymous: true},
 		Alerts: []alerts.Rule{{Name: "busy", Metric: "messages.in_per_s", Op: ">", Threshold: 100,
 			Severity: "warning", Message: "more than 100 messages/s", Action: "watch the dashboard"}},
 		Pipelines: specs}

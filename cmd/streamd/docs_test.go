@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,8 +46,18 @@ func yamlBlocks(t *testing.T, path string) (blocks []string, lines []int) {
 // examples are also run event by event in pipeline/docs_test.go.
 func TestDocsConfigsLoadAndRun(t *testing.T) {
 	total := 0
-	for _, path := range []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md", "../../docs/durability.md"} {
-		blocks, lines := yamlBlocks(t, path)
+	paths := []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md", "../../docs/durability.md", "../../docs/security.md"}
+	abs := map[string]string{}
+	for _, p := range paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		abs[p] = a
+	}
+	t.Chdir(t.TempDir()) // the examples' log sinks write relative paths
+	for _, path := range paths {
+		blocks, lines := yamlBlocks(t, abs[path])
 		for i, b := range blocks {
 			total++
 			name := path[len("../../"):] + ":" + strconv.Itoa(lines[i])

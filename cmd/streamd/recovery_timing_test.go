@@ -31,7 +31,7 @@ func BenchmarkRecoveryAfterKill(b *testing.B) {
 	}
 	data := filepath.Join(dir, "data")
 	cfg := filepath.Join(dir, "c.yaml")
-	if err := os.WriteFile(cfg, []byte("rooms: [{match: \"d.*\", durable: true}]\npipelines: []\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte("auth: {anonymous: true}\nrooms: [{match: \"d.*\", durable: true}]\npipelines: []\n"), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	// Fill the log the way the engine writes it: [encoding byte] + JSON.

@@ -26,6 +26,7 @@ func httpPost(t *testing.T, url, body string) (int, string) {
 }
 
 const reloadV1 = `
+auth: {anonymous: true}
 pipelines:
   - name: tag
     input: {stream: s}

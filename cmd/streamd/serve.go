@@ -162,25 +162,29 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 	logger.Info("engine started", "mode", ec.Mode, "loops", ec.Loops, "workers", ec.Workers,
 		"max_connections", ec.MaxConnections, "room_policies", len(ec.Rooms), "pipelines", len(ec.Pipelines))
 
-	// Reload re-reads the config file and swaps in its pipelines; other
-	// settings need a restart. SIGHUP and POST /reload both call it.
+	// Reload re-reads the TLS certificate and key (if any) and the config
+	// file, and swaps in its pipelines; other settings need a restart.
+	// SIGHUP and POST /reload both call it.
 	var reload func() error
 	if f.config != "" {
 		var reloadMu sync.Mutex
 		reload = func() error {
 			reloadMu.Lock()
 			defer reloadMu.Unlock()
+			// The certificate first: it does not depend on the config
+			// parsing. A failure keeps the old one (logged by the engine).
+			tlsErr := eng.ReloadTLS()
 			fc, _, err := loadConfig(f.config)
 			if err != nil {
 				logger.Error("reload refused: config has errors; the running pipelines are kept", "err", err)
-				return err
+				return errors.Join(tlsErr, err)
 			}
 			if err := eng.ReloadPipelines(fc.Engine.Pipelines); err != nil {
 				logger.Error("reload failed", "err", err)
-				return err
+				return errors.Join(tlsErr, err)
 			}
 			logger.Info("reloaded pipelines", "config", name, "pipelines", len(fc.Engine.Pipelines))
-			return nil
+			return tlsErr
 		}
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
@@ -200,7 +204,11 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 	var admin *adminServer
 	adminURL := "off"
 	if s.Admin != "" {
-		admin, err = startAdmin(s.Admin, eng, logger, reload)
+		guard := newAdminGuard(s.AdminToken, s.AdminAuth.OpenMetrics)
+		if guard == nil && s.AdminAuth.AllowOpen && !loopbackAddr(s.Admin) {
+			logger.Warn("the admin API is open to the network without a token (admin_auth.allow_open): anyone who reaches it can read state, take backups and reload the config", "admin", s.Admin)
+		}
+		admin, err = startAdmin(s.Admin, eng, logger, reload, guard)
 		if err != nil {
 			logger.Error("admin server: set --admin to another address, or \"\" to turn it off", "err", err, "admin", s.Admin)
 			closeEngine(eng, logger)
@@ -208,7 +216,11 @@ func serveMain(ctx context.Context, args []string, stderr io.Writer, lookupEnv f
 		}
 		adminURL = "http://" + admin.addr().String()
 	}
-	logger.Info("listening", "ws", "ws://"+eng.Addr().String()+ec.Path, "admin", adminURL)
+	if ta := eng.TLSAddr(); ta != nil {
+		logger.Info("listening", "ws", "ws://"+eng.Addr().String()+ec.Path, "admin", adminURL, "wss", "wss://"+ta.String()+ec.Path)
+	} else {
+		logger.Info("listening", "ws", "ws://"+eng.Addr().String()+ec.Path, "admin", adminURL)
+	}
 
 	status := exitOK
 	var adminErr <-chan error

@@ -65,6 +65,7 @@ func fetchSnapshot(ctx context.Context, c *http.Client, url string) (*engine.Met
 	if err != nil {
 		return nil, err
 	}
+	setAdminToken(req)
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,12 @@
 //   - config.json (served beside this file by the admin port) names the
 //     engine's WebSocket port and path; the page connects to
 //     ws://<this page's host>:PORT/PATH (?ws=URL overrides it).
+//   - config.json also carries a short-lived admin ticket ("token"): the
+//     $sys.* rooms are admin-only (docs/security.md). The page sends it in
+//     an auth message before its joins, fetches a fresh one before every
+//     (re)connect, and refreshes it on the open connection at half its
+//     lifetime. (The admin server asks for its token when one is set;
+//     open /dashboard/?token=ADMIN_TOKEN once and a cookie keeps it.)
 //   - It joins two system rooms with the wire protocol v1 (README.md):
 //     "$sys.metrics", where the engine publishes a MetricsSnapshot
 //     (engine/snapshot.go) every MetricsInterval, and "$sys.alerts", where
@@ -730,6 +736,9 @@
 
   let ws = null;
   let retryTimer = 0;
+  let ticket = ""; // the admin ticket of config.json ("" when there is none)
+  let ticketTTL = 0; // its lifetime, seconds
+  let refreshTimer = 0;
   let heartbeatMs = 25000;
   let lastFrameAt = 0;
   let lastPingAt = 0;
@@ -744,9 +753,37 @@
     }
   }
 
-  function connect() {
+  // freshTicket asks config.json for a new admin ticket; it keeps the old
+  // one when that fails (the connection then says why it is refused).
+  async function freshTicket() {
+    try {
+      const r = await fetch("config.json", { cache: "no-store" });
+      if (!r.ok) throw new Error("config.json: HTTP " + r.status);
+      const cfg = await r.json();
+      ticket = str(cfg.token);
+      ticketTTL = num(cfg.token_ttl_s) || 0;
+    } catch (e) {
+      noteError("admin ticket: " + (e.message || e));
+    }
+  }
+
+  // scheduleRefresh re-authenticates the open connection at half the
+  // ticket's lifetime, before the engine closes it (4002).
+  function scheduleRefresh(sock) {
+    clearTimeout(refreshTimer);
+    if (!ticketTTL) return;
+    refreshTimer = setTimeout(async () => {
+      if (ws !== sock) return;
+      await freshTicket();
+      if (ws === sock && ticket) send(sock, { type: "auth", token: ticket, id: "refresh" });
+      scheduleRefresh(sock);
+    }, (ticketTTL * 1000) / 2);
+  }
+
+  async function connect() {
     clearTimeout(retryTimer);
     setStatus("connecting");
+    await freshTicket();
     let sock;
     try {
       sock = new WebSocket(state.wsURL);
@@ -760,6 +797,10 @@
     sock.onopen = () => {
       if (ws !== sock) return;
       lastFrameAt = Date.now();
+      if (ticket) {
+        send(sock, { type: "auth", token: ticket, id: "auth" });
+        scheduleRefresh(sock);
+      }
       for (const room of [METRICS_ROOM, ALERTS_ROOM]) send(sock, { type: "join", room, since: lastSeq[room], id: "join " + room });
     };
     sock.onmessage = (ev) => {
@@ -859,7 +900,7 @@
 
   async function wsURLFromConfig() {
     const q = new URLSearchParams(location.search).get("ws");
-    if (q) return q;
+    if (q) return q; // the ticket still comes from config.json (freshTicket)
     const r = await fetch("config.json", { cache: "no-store" });
     if (!r.ok) throw new Error("config.json: HTTP " + r.status);
     const cfg = await r.json();
