@@ -22,6 +22,12 @@ func (c *Client) call(ctx context.Context, out outFrame) (frame, error) {
 		c.forget(req)
 		c.mu.Unlock()
 		return frame{}, ctx.Err()
+	case <-c.ctx.Done(): // closed (or gave up) while waiting
+		c.mu.Lock()
+		c.forget(req)
+		err := c.endErr()
+		c.mu.Unlock()
+		return frame{}, err
 	}
 }
 
@@ -31,9 +37,10 @@ func (c *Client) call(ctx context.Context, out outFrame) (frame, error) {
 func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*request, error) {
 	req := &request{out: out, done: make(chan reply, 1), noAnswer: noAnswer}
 	c.mu.Lock()
-	if c.ctx.Err() != nil {
+	if c.ctx.Err() != nil || c.state == Closed {
+		err := c.endErr()
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	queueable := out.Type == "publish" || (out.Type == "event" && c.opts.Producer != "")
 	if queueable && c.opts.Producer != "" {

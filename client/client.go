@@ -137,6 +137,15 @@ type Client struct {
 	hasTyped atomicBool
 	qspace   chan struct{} // signalled when the offline queue drains (OverflowBlock)
 	started  bool          // Connect ran (mu)
+	gaveUp   bool          // MaxReconnectAttempts ran out (mu)
+}
+
+// endErr is what calls on a client that ended get. mu held.
+func (c *Client) endErr() error {
+	if c.gaveUp {
+		return ErrGaveUp
+	}
+	return ErrClosed
 }
 
 // item is one thing for the dispatch goroutine: a message or result, or
@@ -348,6 +357,7 @@ func (c *Client) run(conn *websocket.Conn, hb time.Duration) {
 				c.opts.Logger.Error("client: giving up", "url", c.url, "attempts", attempt, "err", err)
 				c.post(item{kind: itemError, err: fmt.Errorf("%w after %d attempts: %v", ErrGaveUp, attempt, err)})
 				c.mu.Lock()
+				c.gaveUp = true
 				c.failAll(ErrGaveUp, true)
 				c.setState(Closed, ErrGaveUp)
 				c.mu.Unlock()

@@ -220,8 +220,8 @@ func TestGivesUpAfterMaxReconnectAttempts(t *testing.T) {
 		t.Fatalf("attempts %v", attempts)
 	}
 	waitFor(t, "closed", func() bool { return c.State() == Closed })
-	if _, err := c.Publish(context.Background(), "r", 1); err == nil {
-		t.Fatal("a publish after giving up succeeded")
+	if _, err := c.Publish(context.Background(), "r", 1); !errors.Is(err, ErrGaveUp) {
+		t.Fatalf("a publish after giving up: %v, want ErrGaveUp", err)
 	}
 }
 
