@@ -16,7 +16,7 @@ import (
 	"streamd/pipeline"
 )
 
-func mustSpecs(t *testing.T, src string) []pipeline.Spec {
+func mustSpecs(t testing.TB, src string) []pipeline.Spec {
 	t.Helper()
 	s, err := pipeline.ParseYAML([]byte(src))
 	if err != nil {

@@ -176,7 +176,16 @@ func TestKill9PipelineCountsEachInputOnce(t *testing.T) {
 	for i := range 4 {
 		prods = append(prods, &crashProducer{name: fmt.Sprintf("p%d", i), next: 1, acked: map[int]bool{}})
 	}
-	rng := rand.New(rand.NewPCG(11, 5))
+	// Kill points differ on every run; the seed is logged, and
+	// STREAMD_CRASH_SEED=N replays one.
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("STREAMD_CRASH_SEED"); v != "" {
+		if _, err := fmt.Sscan(v, &seed); err != nil {
+			t.Fatalf("STREAMD_CRASH_SEED=%q: %v", v, err)
+		}
+	}
+	t.Logf("kill points from seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 5))
 	for round := 1; round <= 4; round++ {
 		url, kill := startBinary(t, bin, cfg, data)
 		stop := make(chan struct{})
