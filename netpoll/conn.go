@@ -98,6 +98,16 @@ func (c *Conn) RemoteAddr() net.Addr {
 // TLS reports whether c came through the TLS listener (wss://).
 func (c *Conn) TLS() bool { return c.tls != nil }
 
+// Buffered returns the bytes written to c that the kernel has not taken
+// yet (what a slow reader leaves in gnet's outbound buffer); frames queued
+// since the last flush are not counted.
+func (c *Conn) Buffered() int {
+	if c.state != stateOpen {
+		return 0
+	}
+	return c.gc.OutboundBuffered()
+}
+
 // Open reports whether frames may still be written to c.
 func (c *Conn) Open() bool { return c.state == stateOpen }
 

@@ -60,6 +60,11 @@ type Options struct {
 	CompressionThreshold int
 	// ReadBufferCap is the loop's read buffer. Default 64 KiB.
 	ReadBufferCap int
+	// SocketSendBuffer sets SO_SNDBUF on accepted connections (bytes; the
+	// kernel doubles it). Smaller buffers make a slow reader show in
+	// Conn.Buffered sooner. Default 0: the system's (autotuned, up to
+	// net.ipv4.tcp_wmem's maximum, often 4 MiB).
+	SocketSendBuffer int
 	// MeasureWrites records, per loop and per flush, the time from the
 	// first frame queued in a batch to the end of its socket writes
 	// (Loop.Counters().Write). It costs two clock reads per flush.

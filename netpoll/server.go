@@ -117,6 +117,7 @@ func (s *Server) Start() error {
 			gnet.WithMulticore(s.opts.Loops > 1),
 			gnet.WithLockOSThread(s.opts.Pin),
 			gnet.WithReadBufferCap(s.opts.ReadBufferCap),
+			gnet.WithSocketSendBuffer(s.opts.SocketSendBuffer),
 			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
