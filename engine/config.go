@@ -48,6 +48,22 @@ type RoomPolicy struct {
 	// notices to its members, and `presence` / `presence_stats` queries
 	// (docs/presence.md).
 	Presence bool `yaml:"presence" json:"presence"`
+	// Backpressure is what gives way when a member's connection does not
+	// keep up (docs/backpressure.md): "disconnect", "drop-newest",
+	// "drop-oldest", "keep-latest" (by ConflateKey) or "sample". Default
+	// "": none — a member is written to until write_buffer_limit, then
+	// dropped.
+	Backpressure string `yaml:"backpressure" json:"backpressure"`
+	// MaxPending bounds the messages held for one lagging member. Default 1000.
+	MaxPending int `yaml:"max_pending" json:"max_pending"`
+	// LagBytes is the unread bytes after which a member is lagging.
+	// Default 256 KiB (at most half of write_buffer_limit).
+	LagBytes int `yaml:"lag_bytes" json:"lag_bytes"`
+	// ConflateKey is keep-latest's key: a top-level field of the data.
+	ConflateKey string `yaml:"conflate_key" json:"conflate_key"`
+	// SampleEvery: sample keeps one message in SampleEvery while lagging.
+	// Default 10.
+	SampleEvery int `yaml:"sample_every" json:"sample_every"`
 }
 
 // Config configures an Engine. Every field is optional; the zero value of a
@@ -96,6 +112,10 @@ type Config struct {
 	// MaxBytesPerSecond caps the message bytes one connection may send per
 	// second, the same way. Default 0: no limit.
 	MaxBytesPerSecond int64 `yaml:"max_bytes_per_second" json:"max_bytes_per_second"`
+	// FlowControl tells a producer to pause before it reaches its rate
+	// limit and to resume when it may send again ({"type":"flow",…};
+	// the Go and browser clients honour it). Default false.
+	FlowControl bool `yaml:"flow_control" json:"flow_control"`
 	// MaxRoomsPerConn caps the rooms one connection may join. Default 1,000.
 	MaxRoomsPerConn int `yaml:"max_rooms_per_conn" json:"max_rooms_per_conn"`
 	// DefaultHistory is the history length of rooms no policy sets. Default 100.
@@ -111,6 +131,11 @@ type Config struct {
 	// WriteBufferLimit: bytes queued for a connection that does not read
 	// before it is dropped. Default 4 MiB.
 	WriteBufferLimit int `yaml:"write_buffer_limit" json:"write_buffer_limit"`
+	// SocketSendBuffer sets the kernel send buffer (SO_SNDBUF) of client
+	// connections, in bytes. Smaller buffers make backpressure policies
+	// see a slow reader sooner (docs/backpressure.md). Default 0: the
+	// system's (autotuned, often up to 4 MiB).
+	SocketSendBuffer int `yaml:"socket_send_buffer" json:"socket_send_buffer"`
 	// DisableCompression turns permessage-deflate off. Default false.
 	DisableCompression bool `yaml:"disable_compression" json:"disable_compression"`
 	// CompressionClientTakeover lets clients that ask for it compress with
@@ -322,6 +347,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("engine: presence_coalesce_interval = %v: want ≥ 10ms", c.PresenceCoalesceInterval))
 	}
 	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.validateBackpressure()...)
 	errs = append(errs, c.TLS.validate(c.Listen)...)
 	if err := c.validateAlerts(); err != nil {
 		errs = append(errs, err)
@@ -355,7 +381,7 @@ func (c *Config) netpollOptions() netpoll.Options {
 		Addr: c.Listen, Path: c.Path, Loops: c.Loops, Pin: !c.DisablePin,
 		MaxConnections: c.MaxConnections, MaxMessageSize: c.MaxMessageSize,
 		HandshakeTimeout: c.HandshakeTimeout, HeartbeatInterval: c.HeartbeatInterval,
-		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit,
+		IdleTimeout: c.IdleTimeout, WriteBufferLimit: c.WriteBufferLimit, SocketSendBuffer: c.SocketSendBuffer,
 		DisableCompression: c.DisableCompression, CompressionThreshold: c.CompressionThreshold,
 		CompressionClientTakeover: c.CompressionClientTakeover,
 		MeasureWrites:             c.Metrics == MetricsFull,

@@ -59,6 +59,7 @@ type Engine struct {
 	roomLog         *state.Log
 	durableFailures atomic.Uint64
 	duplicates      atomic.Uint64 // exactly-once publishes refused as resends
+	bpRooms         []*bpPolicy   // by cfg.Rooms index (backpressure.go)
 	ckCommits       atomic.Uint64 // pipeline checkpoints committed
 	ckFailures      atomic.Uint64 // pipeline checkpoints that failed (taken or committed)
 
@@ -83,6 +84,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, full: cfg.Metrics == MetricsFull, seed: maphash.MakeSeed(), stop: make(chan struct{}), started: time.Now()}
 	nShards := max(cfg.Workers, 1)
+	for i := range cfg.Rooms {
+		e.bpRooms = append(e.bpRooms, e.cfg.bpPolicyOf(&e.cfg.Rooms[i]))
+	}
 	e.loops = make([]atomic.Pointer[loopState], cfg.Loops)
 	for i := 0; i < nShards; i++ {
 		sh := &shard{e: e, index: i, wake: make([]bool, cfg.Loops)}
@@ -150,6 +154,8 @@ func (e *Engine) Start() error {
 	}
 	e.workerWG.Add(1)
 	go e.every(authTick, e.checkDeadlines)
+	e.workerWG.Add(1)
+	go e.every(bpTick, e.wakeLagging)
 	if j := e.auth.jwks; j != nil {
 		e.workerWG.Add(1)
 		go j.run(e.stop, e.cfg.Auth.JWT.JWKSRefresh, e.workerWG.Done)
@@ -259,6 +265,7 @@ func (e *Engine) room(name string) (*room, error) {
 		views:     make([]*roomView, e.cfg.Loops),
 	}
 	r.hist.capacity = e.cfg.historyFor(name)
+	r.bp = e.backpressureFor(name)
 	r.perm = e.ruleFor(name)
 	if e.cfg.presenceFor(name) {
 		r.presence = newPresence(r)
@@ -459,7 +466,12 @@ type counters struct {
 	errors    atomic.Uint64
 	events    atomic.Uint64 // `event` messages handed to pipelines
 	results   atomic.Uint64 // pipeline results written
-	_         [128 - 48]byte
+
+	bpDropped     atomic.Uint64 // messages a lagging member did not get (backpressure.go)
+	bpDisconnects atomic.Uint64 // members closed by the disconnect policy
+	bpGaps        atomic.Uint64 // gap notices sent
+	flowPauses    atomic.Uint64 // flow pauses sent to producers
+	_             [128 - 80]byte
 }
 
 func (c *counters) addTo(s *Stats) {
@@ -469,6 +481,10 @@ func (c *counters) addTo(s *Stats) {
 	s.Errors += c.errors.Load()
 	s.Events += c.events.Load()
 	s.Results += c.results.Load()
+	s.BackpressureDropped += c.bpDropped.Load()
+	s.BackpressureDisconnects += c.bpDisconnects.Load()
+	s.GapNotices += c.bpGaps.Load()
+	s.FlowPauses += c.flowPauses.Load()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -486,6 +502,15 @@ type Stats struct {
 	PresenceNotices   uint64 `json:"presence_notices"` // presence notices broadcast to a room (a batch counts once)
 	ProtocolErrors    int64  `json:"protocol_errors"`
 	SlowConsumerDrops int64  `json:"slow_consumer_drops"`
+	// BackpressureDropped counts room messages lagging members did not get
+	// (their policy dropped or conflated them); GapNotices the gap notices
+	// that told them; BackpressureDisconnects the members the disconnect
+	// policy closed (docs/backpressure.md).
+	BackpressureDropped     uint64 `json:"backpressure_dropped"`
+	BackpressureDisconnects uint64 `json:"backpressure_disconnects"`
+	GapNotices              uint64 `json:"gap_notices"`
+	// FlowPauses counts {"type":"flow","state":"pause"} sent to producers.
+	FlowPauses uint64 `json:"flow_pauses"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`
 	HandshakeFailures int64  `json:"handshake_failures"`
 	Forbidden         uint64 `json:"forbidden"`     // actions denied by permissions (forbidden answers)

@@ -55,6 +55,13 @@ func (e *Engine) OnOpen(c *netpoll.Conn) {
 	if !ls.openSession(s) {
 		return // refused: an error and a close are on their way
 	}
+	if bp, err := e.connBackpressure(c.Path()); err != nil {
+		s.write(ls.envelopeFrame(s, protocol.AppendErrorJSON(nil, nil, protocol.CodeBadField, err.Error())))
+		c.Close(1008, "bad backpressure parameter")
+		return
+	} else {
+		s.bp = bp
+	}
 	b := ls.np.BeginFrame(80)
 	hb := e.cfg.HeartbeatInterval.Milliseconds()
 	switch {
@@ -105,6 +112,12 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 	}
 	if ls.drainOuts() {
 		l.Wake()
+	}
+	if len(ls.lagging) > 0 {
+		ls.drainLagging()
+	}
+	if len(ls.paused) > 0 {
+		ls.resumeFlows()
 	}
 }
 

@@ -37,6 +37,14 @@ type loopState struct {
 	timed        []*session
 	nextDeadline atomic.Int64
 	sweepDue     atomic.Bool
+
+	// Lagging members (backpressure.go) and their count, read by the
+	// engine's ticker to wake this loop.
+	lagging  []*session
+	lagCount atomic.Int32
+	// Producers told to pause (ratelimit.go), and their count.
+	paused      []*session
+	pausedCount atomic.Int32
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -61,6 +69,13 @@ type session struct {
 	deadline   int64 // Unix ns: auth timeout (who nil) or token expiry; 0: none
 	timedIdx   int32 // 1 + index in ls.timed; 0: not there
 	authClosed bool  // closed for an auth reason: its messages are ignored
+	// bp is the connection's own backpressure (?backpressure= on its
+	// upgrade URL; nil: its rooms'); lag its queue while it lags
+	// (backpressure.go).
+	bp  *bpPolicy
+	lag *lagState
+	// flowPaused: s was sent {"type":"flow","state":"pause"} (ratelimit.go).
+	flowPaused bool
 	// pubRoom is the room s was last allowed to publish into
 	// (permissions.go): the next publish there needs no check.
 	pubRoom *room
@@ -386,7 +401,14 @@ func (ls *loopState) writeToMembers(r *room, m *Message, envelope bool) int {
 		return 0
 	}
 	ls.frames = [4][]byte{}
+	n := 0
 	for _, s := range v.members {
+		if !envelope && (s.lag != nil || s.bp != nil || r.bp != nil) {
+			if bp := s.policyFor(r); bp != nil && ls.deliverLagging(s, r, m, bp) {
+				continue // queued, dropped, or closed
+			}
+		}
+		n++
 		k := int(s.enc) << 1
 		if s.conn.Deflate() {
 			k |= 1
@@ -402,8 +424,8 @@ func (ls *loopState) writeToMembers(r *room, m *Message, envelope bool) int {
 		}
 		s.conn.Write(f)
 	}
-	ls.writes += len(v.members)
-	return len(v.members)
+	ls.writes += n
+	return n
 }
 
 // resultFrame encodes a pipeline's result for s.

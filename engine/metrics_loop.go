@@ -112,7 +112,7 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 		Bytes: RateMetrics{InTotal: now.bytesIn, OutTotal: now.bytesOut,
 			InPerS: perS(now.bytesIn, sp.prev.bytesIn, d), OutPerS: perS(now.bytesOut, sp.prev.bytesOut, d),
 			InPerS1m: perS(now.bytesIn, old.bytesIn, dm), OutPerS1m: perS(now.bytesOut, old.bytesOut, dm)},
-		Drops:  map[string]int64{"slow_consumer": st.SlowConsumerDrops},
+		Drops:  map[string]int64{"slow_consumer": st.SlowConsumerDrops, "backpressure": int64(st.BackpressureDropped)},
 		Errors: make(map[string]int64, len(errorCodes)),
 
 		Forbidden:    make(map[string]int64, nActions),
@@ -124,7 +124,7 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 	closed := map[string]int64{
 		"protocol_error":   ns.ProtocolErrors.Load(),
 		"idle_timeout":     ns.IdleTimeouts.Load(),
-		"slow_consumer":    ns.SlowConsumerDrops.Load(),
+		"slow_consumer":    ns.SlowConsumerDrops.Load() + int64(st.BackpressureDisconnects),
 		"handshake_failed": ns.HandshakeFailures.Load() + ns.HandshakeTimeouts.Load(),
 	}
 	other := ns.Accepted.Load() - ns.Open.Load() - ns.Rejected.Load()

@@ -53,7 +53,13 @@ func (ls *loopState) allowed(s *session, size int) bool {
 		ok = false
 	}
 	if ok {
+		if cfg.FlowControl && !s.flowPaused && ls.nearLimit(s) {
+			ls.flow(s, true)
+		}
 		return true
+	}
+	if cfg.FlowControl && !s.flowPaused {
+		ls.flow(s, true)
 	}
 	ls.counters.errors.Add(1)
 	ls.metrics.errCodes[errorCodeIndex(CodeRateLimited)].Inc()
@@ -62,4 +68,71 @@ func (ls *loopState) allowed(s *session, size int) bool {
 		ls.replyErrorUncounted(s, nil, errRateLimited)
 	}
 	return false
+}
+
+// Flow control (Config.FlowControl): before a producer runs into its rate
+// limit, the engine tells it to pause — {"type":"flow","state":"pause"}
+// once its bucket is down to half — and to resume once the bucket is 90%
+// full again ({"type":"flow","state":"resume"}), checked every bpTick.
+// The Go and browser clients hold their publishes and events while
+// paused; with fewer requests in flight than half the limit (the clients'
+// MaxInFlight, 64 by default) a producer never meets rate_limited.
+
+// nearLimit reports whether s's buckets are down to half. Loop-only.
+func (ls *loopState) nearLimit(s *session) bool {
+	cfg := &ls.e.cfg
+	if r := cfg.MaxMessagesPerSecond; r > 0 && s.msgBucket.tokens < r/2 {
+		return true
+	}
+	if r := float64(cfg.MaxBytesPerSecond); r > 0 && s.byteBucket.tokens < r/2 {
+		return true
+	}
+	return false
+}
+
+// flow sends s a pause or resume. Loop-only.
+func (ls *loopState) flow(s *session, pause bool) {
+	state := "resume"
+	if pause {
+		state = "pause"
+		s.flowPaused = true
+		ls.paused = append(ls.paused, s)
+		ls.pausedCount.Store(int32(len(ls.paused)))
+		ls.counters.flowPauses.Add(1)
+	} else {
+		s.flowPaused = false
+	}
+	b := append(append([]byte(`{"type":"flow","state":"`), state...), `"}`...)
+	s.write(ls.envelopeFrame(s, b))
+}
+
+// resumeFlows resumes the paused producers whose buckets are half full
+// again. Loop-only.
+func (ls *loopState) resumeFlows() {
+	cfg := &ls.e.cfg
+	now := ls.np.Now()
+	n := 0
+	for _, s := range ls.paused {
+		if s.closed {
+			continue
+		}
+		ready := true
+		if r := cfg.MaxMessagesPerSecond; r > 0 {
+			s.msgBucket.take(now, r, 0)
+			ready = s.msgBucket.tokens >= r*0.9
+		}
+		if r := float64(cfg.MaxBytesPerSecond); ready && r > 0 {
+			s.byteBucket.take(now, r, 0)
+			ready = s.byteBucket.tokens >= r*0.9
+		}
+		if ready {
+			ls.flow(s, false)
+			continue
+		}
+		ls.paused[n] = s
+		n++
+	}
+	clear(ls.paused[n:])
+	ls.paused = ls.paused[:n]
+	ls.pausedCount.Store(int32(n))
 }

@@ -45,6 +45,8 @@ type room struct {
 	// perm is the permission rule of the room (nil: none); set at
 	// creation, never changed.
 	perm *permRule
+	// bp is the room policy's backpressure (nil: none); set at creation.
+	bp *bpPolicy
 }
 
 // subscription is an embedding-API subscriber (Engine.Subscribe).

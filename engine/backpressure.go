@@ -1,0 +1,411 @@
+package engine
+
+import (
+	"fmt"
+	"path"
+	"strconv"
+	"time"
+
+	"streamd/protocol"
+)
+
+// Slow consumers (docs/backpressure.md). A room policy (or a connection,
+// with ?backpressure=POLICY on its upgrade URL) chooses what gives way
+// when a member's connection does not keep up: once the bytes it has not
+// read pass lag_bytes, the member is *lagging* and the room's messages
+// for it wait in a bounded queue of its own (max_pending messages,
+// references to the shared messages: no copy), handled by the policy:
+//
+//   - disconnect: the connection is closed at once with 4008 "slow
+//     consumer";
+//   - drop-newest: a full queue takes no more;
+//   - drop-oldest: a full queue lets its oldest message go;
+//   - keep-latest: a message replaces the queued one with the same key
+//     (the data's conflate_key field: the latest price per symbol);
+//   - sample: while lagging, one message in sample_every is kept.
+//
+// Every message a member does not get is counted, and the member gets a
+// gap notice {"type":"gap","room":R,"from":N,"to":M} in its place, before
+// the next message of that room it does get, so it can re-sync with
+// `join … since`. When the connection drains below half of lag_bytes the
+// queue is written out, in order, a slice per loop wake. Without a policy
+// (the default) nothing of this runs: a member is written to until
+// write_buffer_limit, then dropped.
+
+// Backpressure policies.
+const (
+	BPDisconnect = "disconnect"
+	BPDropNewest = "drop-newest"
+	BPDropOldest = "drop-oldest"
+	BPKeepLatest = "keep-latest"
+	BPSample     = "sample"
+)
+
+// CloseSlowConsumer is the close code of the disconnect policy.
+const CloseSlowConsumer = 4008
+
+// bpPolicy is a resolved policy.
+type bpPolicy struct {
+	name        string
+	maxPending  int
+	lagBytes    int
+	conflateKey []byte
+	sampleEvery int
+}
+
+func (c *Config) bpPolicyOf(p *RoomPolicy) *bpPolicy {
+	if p.Backpressure == "" {
+		return nil
+	}
+	bp := &bpPolicy{name: p.Backpressure, maxPending: p.MaxPending, lagBytes: p.LagBytes,
+		conflateKey: []byte(p.ConflateKey), sampleEvery: p.SampleEvery}
+	bp.defaults(c)
+	return bp
+}
+
+func (bp *bpPolicy) defaults(c *Config) {
+	if bp.maxPending <= 0 {
+		bp.maxPending = 1000
+	}
+	if bp.lagBytes <= 0 {
+		bp.lagBytes = min(256<<10, c.WriteBufferLimit/2)
+	}
+	if bp.sampleEvery <= 0 {
+		bp.sampleEvery = 10
+	}
+}
+
+// backpressureFor returns a room's policy (nil: none).
+func (e *Engine) backpressureFor(name string) *bpPolicy {
+	for i := range e.cfg.Rooms {
+		if ok, _ := path.Match(e.cfg.Rooms[i].Match, name); ok {
+			return e.bpRooms[i]
+		}
+	}
+	return nil
+}
+
+func validBP(name string) bool {
+	switch name {
+	case BPDisconnect, BPDropNewest, BPDropOldest, BPKeepLatest, BPSample:
+		return true
+	}
+	return false
+}
+
+// validateBackpressure checks the room policies' backpressure fields.
+func (c *Config) validateBackpressure() []error {
+	var errs []error
+	if c.SocketSendBuffer < 0 {
+		errs = append(errs, fmt.Errorf("engine: socket_send_buffer = %d: want bytes ≥ 0 (0: the system's)", c.SocketSendBuffer))
+	}
+	for i, p := range c.Rooms {
+		at := fmt.Sprintf("engine: rooms[%d] (match %q)", i, p.Match)
+		if p.Backpressure == "" {
+			if p.MaxPending != 0 || p.LagBytes != 0 || p.ConflateKey != "" || p.SampleEvery != 0 {
+				errs = append(errs, fmt.Errorf("%s: max_pending, lag_bytes, conflate_key and sample_every need backpressure: disconnect | drop-newest | drop-oldest | keep-latest | sample", at))
+			}
+			continue
+		}
+		if !validBP(p.Backpressure) {
+			errs = append(errs, fmt.Errorf("%s: backpressure %q: want disconnect, drop-newest, drop-oldest, keep-latest or sample", at, p.Backpressure))
+		}
+		if p.MaxPending < 0 || p.MaxPending > 1_000_000 {
+			errs = append(errs, fmt.Errorf("%s: max_pending = %d: want 1..1,000,000 (0: 1000)", at, p.MaxPending))
+		}
+		if p.LagBytes < 0 || (p.LagBytes > 0 && c.WriteBufferLimit > 0 && p.LagBytes >= c.WriteBufferLimit) {
+			errs = append(errs, fmt.Errorf("%s: lag_bytes = %d: want more than 0 and less than write_buffer_limit (%d)", at, p.LagBytes, c.WriteBufferLimit))
+		}
+		if (p.Backpressure == BPKeepLatest) != (p.ConflateKey != "") {
+			errs = append(errs, fmt.Errorf("%s: keep-latest needs conflate_key (the data field holding the key), and only it takes one", at))
+		}
+		if p.SampleEvery < 0 || (p.SampleEvery > 0 && p.Backpressure != BPSample) {
+			errs = append(errs, fmt.Errorf("%s: sample_every = %d applies to backpressure: sample, and must be positive", at, p.SampleEvery))
+		}
+	}
+	return errs
+}
+
+// connBackpressure reads ?backpressure=POLICY from the upgrade URL: the
+// connection's own choice, over its rooms' (keep-latest needs a key: it
+// is not a connection choice).
+func (e *Engine) connBackpressure(uri string) (*bpPolicy, error) {
+	q := ""
+	for i := 0; i < len(uri); i++ {
+		if uri[i] == '?' {
+			q = uri[i+1:]
+			break
+		}
+	}
+	if q == "" {
+		return nil, nil
+	}
+	var name string
+	for len(q) > 0 {
+		kv := q
+		if i := indexByte(q, '&'); i >= 0 {
+			kv, q = q[:i], q[i+1:]
+		} else {
+			q = ""
+		}
+		if len(kv) > len("backpressure=") && kv[:len("backpressure=")] == "backpressure=" {
+			name = kv[len("backpressure="):]
+		}
+	}
+	if name == "" {
+		return nil, nil
+	}
+	if name == BPKeepLatest || !validBP(name) {
+		return nil, fmt.Errorf("backpressure=%s: want disconnect, drop-newest, drop-oldest or sample", name)
+	}
+	bp := &bpPolicy{name: name}
+	bp.defaults(&e.cfg)
+	return bp, nil
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// lagState is a lagging member's queue. Loop-only.
+type lagState struct {
+	bp      *bpPolicy
+	q       []lagItem // FIFO: q[head:]
+	head    int
+	gaps    []gapRange // messages not delivered, by room, in order
+	sampled int
+	since   int64
+}
+
+type lagItem struct {
+	r *room
+	m *Message
+}
+
+type gapRange struct {
+	r        *room
+	from, to uint64
+}
+
+// policyFor is the policy that applies to s in r (nil: none).
+func (s *session) policyFor(r *room) *bpPolicy {
+	if s.bp != nil {
+		return s.bp
+	}
+	return r.bp
+}
+
+// deliverLagging handles a member with a policy: it writes m when s keeps
+// up, or queues it per the policy. It returns whether m was written or
+// queued (false: dropped, or s disconnected). Loop-only.
+func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolicy) (written bool) {
+	lag := s.lag
+	if lag == nil {
+		if s.conn.Buffered() < bp.lagBytes {
+			return false // keeps up: the caller writes
+		}
+		if bp.name == BPDisconnect {
+			ls.counters.bpDisconnects.Add(1)
+			s.conn.Close(CloseSlowConsumer, "slow consumer: "+strconv.Itoa(s.conn.Buffered())+" bytes unread")
+			return true // nothing more is written to it
+		}
+		lag = &lagState{bp: bp, since: time.Now().UnixNano()}
+		s.lag = lag
+		ls.lagging = append(ls.lagging, s)
+		ls.lagCount.Store(int32(len(ls.lagging)))
+	}
+	switch lag.bp.name {
+	case BPDropNewest:
+		if lag.len() >= lag.bp.maxPending {
+			ls.dropped(lag, r, m)
+			return true
+		}
+	case BPDropOldest:
+		if lag.len() >= lag.bp.maxPending {
+			old := lag.q[lag.head]
+			lag.q[lag.head] = lagItem{}
+			lag.head++
+			ls.dropped(lag, old.r, old.m)
+			old.m.release()
+		}
+	case BPSample:
+		lag.sampled++
+		if lag.sampled%lag.bp.sampleEvery != 1 && lag.bp.sampleEvery > 1 || lag.len() >= lag.bp.maxPending {
+			ls.dropped(lag, r, m)
+			return true
+		}
+	case BPKeepLatest:
+		if key, ok := conflateKey(m, lag.bp.conflateKey); ok {
+			for i := lag.head; i < len(lag.q); i++ {
+				it := &lag.q[i]
+				if it.r == r {
+					if k, ok := conflateKey(it.m, lag.bp.conflateKey); ok && k == key {
+						ls.dropped(lag, r, it.m)
+						it.m.release()
+						copy(lag.q[i:], lag.q[i+1:])
+						lag.q[len(lag.q)-1] = lagItem{}
+						lag.q = lag.q[:len(lag.q)-1]
+						break
+					}
+				}
+			}
+		}
+		if lag.len() >= lag.bp.maxPending { // too many keys: the oldest goes
+			old := lag.q[lag.head]
+			lag.q[lag.head] = lagItem{}
+			lag.head++
+			ls.dropped(lag, old.r, old.m)
+			old.m.release()
+		}
+	}
+	if lag.head > 0 && lag.head >= len(lag.q)/2 {
+		n := copy(lag.q, lag.q[lag.head:])
+		clear(lag.q[n:])
+		lag.q, lag.head = lag.q[:n], 0
+	}
+	m.retain()
+	lag.q = append(lag.q, lagItem{r: r, m: m})
+	return true
+}
+
+func (l *lagState) len() int { return len(l.q) - l.head }
+
+// dropped notes that s will not get m: counted, and in its gaps.
+func (ls *loopState) dropped(lag *lagState, r *room, m *Message) {
+	ls.counters.bpDropped.Add(1)
+	for i := len(lag.gaps) - 1; i >= 0; i-- {
+		g := &lag.gaps[i]
+		if g.r != r {
+			continue
+		}
+		if m.seq == g.to+1 {
+			g.to = m.seq
+			return
+		}
+		if m.seq+1 == g.from {
+			g.from = m.seq
+			return
+		}
+		break
+	}
+	if len(lag.gaps) >= 4096 { // bounded: widen the room's last range
+		for i := len(lag.gaps) - 1; i >= 0; i-- {
+			if g := &lag.gaps[i]; g.r == r {
+				g.from, g.to = min(g.from, m.seq), max(g.to, m.seq)
+				return
+			}
+		}
+	}
+	lag.gaps = append(lag.gaps, gapRange{r: r, from: m.seq, to: m.seq})
+}
+
+// conflateKey returns the value of field key of m's data (as its raw
+// bytes: "AAPL" and AAPL differ), for JSON and msgpack data.
+func conflateKey(m *Message, key []byte) (string, bool) {
+	data := m.data
+	if m.enc == encMsgpack {
+		data = transcode(nil, data, encMsgpack, encJSON)
+	}
+	var val string
+	found := false
+	_ = protocol.ForEachMember(data, func(k []byte, start, end int) bool {
+		if string(k) == string(key) {
+			val, found = string(data[start:end]), true
+			return false
+		}
+		return true
+	})
+	return val, found
+}
+
+// drainLagging writes out lagging members' queues whose connections
+// drained below half of lag_bytes, up to lag_bytes per member per wake,
+// gap notices first. Loop-only.
+func (ls *loopState) drainLagging() {
+	n := 0
+	for _, s := range ls.lagging {
+		lag := s.lag
+		if s.closed || lag == nil {
+			ls.releaseLag(s)
+			continue
+		}
+		if s.conn.Buffered() > lag.bp.lagBytes/2 {
+			ls.lagging[n] = s
+			n++
+			continue
+		}
+		budget := lag.bp.lagBytes / 2
+		for lag.len() > 0 && budget > 0 {
+			it := lag.q[lag.head]
+			lag.q[lag.head] = lagItem{}
+			lag.head++
+			ls.writeGaps(s, lag, it.r, it.m.seq)
+			f := ls.messageFrame(s, it.m)
+			budget -= len(f)
+			s.write(f)
+			ls.counters.delivered.Add(1)
+			it.m.release()
+		}
+		if lag.len() > 0 {
+			ls.lagging[n] = s
+			n++
+			continue
+		}
+		ls.writeGaps(s, lag, nil, 0) // the rest
+		s.lag = nil
+	}
+	clear(ls.lagging[n:])
+	ls.lagging = ls.lagging[:n]
+	ls.lagCount.Store(int32(n))
+}
+
+// writeGaps sends s the gap notices of r below seq (r nil: every one).
+func (ls *loopState) writeGaps(s *session, lag *lagState, r *room, seq uint64) {
+	k := 0
+	for _, g := range lag.gaps {
+		if r != nil && (g.r != r || g.to >= seq) {
+			lag.gaps[k] = g
+			k++
+			continue
+		}
+		b := make([]byte, 0, 64+len(g.r.nameB))
+		b = append(b, `{"type":"gap","room":`...)
+		b = protocol.AppendJSONString(b, g.r.nameB)
+		b = append(b, `,"from":`...)
+		b = strconv.AppendUint(b, g.from, 10)
+		b = append(b, `,"to":`...)
+		b = strconv.AppendUint(b, g.to, 10)
+		b = append(b, '}')
+		s.write(ls.envelopeFrame(s, b))
+		ls.counters.bpGaps.Add(1)
+	}
+	clear(lag.gaps[k:])
+	lag.gaps = lag.gaps[:k]
+}
+
+// releaseLag drops a closed session's queue.
+func (ls *loopState) releaseLag(s *session) {
+	if lag := s.lag; lag != nil {
+		for i := lag.head; i < len(lag.q); i++ {
+			lag.q[i].m.release()
+		}
+		s.lag = nil
+	}
+}
+
+// wakeLagging wakes the loops that hold lagging members, so their queues
+// drain even when no traffic wakes them (every bpTick).
+func (e *Engine) wakeLagging() {
+	for i := range e.loops {
+		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0) {
+			ls.np.Wake()
+		}
+	}
+}
+
+const bpTick = 5 * time.Millisecond
