@@ -47,7 +47,12 @@ func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*requ
 		c.pseq++
 		req.out.Producer, req.out.PSeq = c.opts.Producer, c.pseq
 	}
-	for c.conn == nil && queueable && c.opts.QueueOverflow == OverflowBlock && len(c.queue) >= c.opts.OfflineQueue {
+	// Offline: disconnected, or told to pause (flow control) for what
+	// can wait in the queue.
+	offline := func() bool {
+		return c.conn == nil || (queueable && (c.paused || c.inflight >= c.opts.MaxInFlight || len(c.queue) > 0))
+	}
+	for offline() && queueable && c.opts.QueueOverflow == OverflowBlock && len(c.queue) >= c.opts.OfflineQueue {
 		c.mu.Unlock()
 		select {
 		case <-c.qspace:
@@ -58,7 +63,7 @@ func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*requ
 		}
 		c.mu.Lock()
 	}
-	if c.conn == nil {
+	if offline() {
 		if !queueable {
 			c.mu.Unlock()
 			return nil, ErrNotConnected
@@ -86,7 +91,7 @@ func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*requ
 		c.nextID++
 		req.out.ID = c.nextID
 		if !noAnswer {
-			c.pending[req.out.ID] = req
+			c.pend(req)
 			if out.Type == "event" {
 				c.events[out.Stream] = append(c.events[out.Stream], req)
 			}
@@ -104,8 +109,8 @@ func (c *Client) submit(ctx context.Context, out outFrame, noAnswer bool) (*requ
 // forget drops a request whose caller gave up. A publish already sent
 // may still be applied. mu held.
 func (c *Client) forget(req *request) {
-	if req.out.ID != 0 && c.pending[req.out.ID] == req {
-		delete(c.pending, req.out.ID)
+	if req.out.ID != 0 {
+		c.unpend(req)
 	}
 	if req.out.Type == "event" {
 		c.dropEvent(req)

@@ -66,6 +66,9 @@ type frame struct {
 	Code        string          `json:"code"`
 	Message     string          `json:"message"`
 	HeartbeatMS int64           `json:"heartbeat_ms"`
+	State       string          `json:"state"` // flow
+	From        uint64          `json:"from"`  // gap
+	To          uint64          `json:"to"`    // gap
 }
 
 type outFrame struct {
@@ -92,6 +95,27 @@ type request struct {
 	out      outFrame
 	done     chan reply // buffered 1; written once
 	noAnswer bool       // Send: written and forgotten (not kept pending)
+	windowed bool       // counted in Client.inflight (a publish or event in flight)
+}
+
+// pend records req as sent and waiting. mu held.
+func (c *Client) pend(req *request) {
+	c.pending[req.out.ID] = req
+	if req.out.Type == "publish" || req.out.Type == "event" {
+		req.windowed = true
+		c.inflight++
+	}
+}
+
+// unpend removes req from the pending ones. mu held.
+func (c *Client) unpend(req *request) {
+	if c.pending[req.out.ID] == req {
+		delete(c.pending, req.out.ID)
+	}
+	if req.windowed {
+		req.windowed = false
+		c.inflight--
+	}
 }
 
 type roomState struct {
@@ -138,6 +162,8 @@ type Client struct {
 	qspace   chan struct{} // signalled when the offline queue drains (OverflowBlock)
 	started  bool          // Connect ran (mu)
 	gaveUp   bool          // MaxReconnectAttempts ran out (mu)
+	paused   bool          // the engine said {"type":"flow","state":"pause"} (mu)
+	inflight int           // publishes and events sent and unanswered (mu), at most Options.MaxInFlight
 }
 
 // endErr is what calls on a client that ended get. mu held.
@@ -490,6 +516,12 @@ func (c *Client) resume() error {
 			return err
 		}
 	}
+	c.paused = false // a new connection starts unpaused
+	return c.flushQueue()
+}
+
+// flushQueue writes the queued requests, in order. mu held.
+func (c *Client) flushQueue() error {
 	q := c.queue
 	c.queue = nil
 	defer func() {
@@ -499,13 +531,17 @@ func (c *Client) resume() error {
 		}
 	}()
 	for i, req := range q {
+		if c.paused || c.inflight >= c.opts.MaxInFlight {
+			c.queue = append(q[i:], c.queue...) // the rest waits for answers or resume
+			return nil
+		}
 		c.nextID++
 		req.out.ID = c.nextID
 		if !req.noAnswer {
-			c.pending[req.out.ID] = req
+			c.pend(req)
 		}
 		if err := c.writeLocked(c.conn, req.out); err != nil {
-			delete(c.pending, req.out.ID)
+			c.unpend(req)
 			c.queue = append(q[i:], c.queue...)
 			return err
 		}
@@ -547,8 +583,9 @@ func (c *Client) handle(f frame) {
 		} else if q := c.events[f.Stream]; f.ID == 0 && len(q) > 0 {
 			req := q[0]
 			c.events[f.Stream] = q[1:]
-			delete(c.pending, req.out.ID)
+			c.unpend(req)
 			req.done <- reply{f: f}
+			c.refill()
 		}
 		c.mu.Unlock()
 		if c.hasTyped.Load() {
@@ -562,6 +599,34 @@ func (c *Client) handle(f frame) {
 			c.opts.Logger.Warn("client: server error", "code", f.Code, "message", f.Message)
 			c.post(item{kind: itemError, err: &ServerError{Code: f.Code, Message: f.Message}})
 		}
+	case "flow":
+		// Flow control: publishes and events wait in the queue while the
+		// engine says pause, and go out, in order, at resume.
+		c.mu.Lock()
+		switch f.State {
+		case "pause":
+			c.paused = true
+		case "resume":
+			c.paused = false
+			if c.conn != nil {
+				if err := c.flushQueue(); err != nil {
+					c.opts.Logger.Debug("client: flush after resume", "err", err)
+				}
+			}
+		}
+		c.mu.Unlock()
+	case "gap":
+		// Backpressure dropped messages of a room for us: they will not
+		// come; the seqs after the gap are not a loss.
+		c.mu.Lock()
+		if r := c.rooms[f.Room]; r != nil && f.To > r.lastSeq {
+			since := r.lastSeq
+			r.lastSeq, r.since = f.To, true
+			if c.opts.OnGap != nil {
+				c.opts.OnGap(f.Room, since)
+			}
+		}
+		c.mu.Unlock()
 	case "ack", "left", "pong":
 		c.mu.Lock()
 		c.answer(f, nil)
@@ -578,11 +643,22 @@ func (c *Client) answer(f frame, err error) {
 	if req == nil {
 		return
 	}
-	delete(c.pending, f.ID)
+	c.unpend(req)
 	if req.out.Type == "event" {
 		c.dropEvent(req)
 	}
 	req.done <- reply{f: f, err: err}
+	c.refill()
+}
+
+// refill sends queued requests that the in-flight window now has room
+// for. mu held.
+func (c *Client) refill() {
+	if len(c.queue) > 0 && c.conn != nil && !c.paused && c.inflight < c.opts.MaxInFlight {
+		if err := c.flushQueue(); err != nil {
+			c.opts.Logger.Debug("client: write failed", "err", err)
+		}
+	}
 }
 
 func (c *Client) dropEvent(req *request) {
@@ -601,8 +677,8 @@ func (c *Client) dropEvent(req *request) {
 // fail with ErrNotConnected. mu held.
 func (c *Client) failInFlight() {
 	var resend []*request
-	for id, req := range c.pending {
-		delete(c.pending, id)
+	for _, req := range c.pending {
+		c.unpend(req)
 		switch {
 		case (req.out.Type == "publish" || req.out.Type == "event") && req.out.Producer != "":
 			resend = append(resend, req)
@@ -627,8 +703,8 @@ func sortByID(rs []*request) {
 }
 
 func (c *Client) failAll(err error, queued bool) {
-	for id, req := range c.pending {
-		delete(c.pending, id)
+	for _, req := range c.pending {
+		c.unpend(req)
 		req.done <- reply{err: err}
 	}
 	clear(c.events)

@@ -374,3 +374,57 @@ func TestSendQueuesWhileDisconnected(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestFlowControlHonoured: with flow_control, the engine tells a producer
+// nearing its rate limit to pause, and to resume later; the client holds
+// its publishes meanwhile, so 600 publishes at once against a limit of
+// 200/s all go through, none is refused as rate_limited.
+func TestFlowControlHonoured(t *testing.T) {
+	e := enginetest.Start(t, engine.Config{MaxMessagesPerSecond: 200, FlowControl: true})
+	opts := quietOpts()
+	opts.URL = enginetest.URL(e)
+	opts.Producer = "flow-test"
+	opts.QueueSize = 1000
+	c, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var errs atomic.Int32
+	c.OnError(func(err error) { errs.Add(1); t.Logf("error: %v", err) })
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var inRoom atomic.Int32
+	stop, _ := e.Subscribe("flow", func(*engine.Message) { inRoom.Add(1) })
+	defer stop()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range 600 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			if _, err := c.Publish(ctx, "flow", i); err != nil {
+				failed.Add(1)
+				t.Errorf("publish %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	st := e.Stats()
+	if failed.Load() > 0 || errs.Load() > 0 || inRoom.Load() != 600 {
+		t.Fatalf("%d publishes failed, %d errors, %d published into the room", failed.Load(), errs.Load(), inRoom.Load())
+	}
+	if st.FlowPauses == 0 {
+		t.Fatal("the engine never said pause")
+	}
+	if took < time.Second { // 600 at 200/s with a 200 burst: at least 2 s of refill
+		t.Fatalf("600 publishes took %v: the limit was not met", took)
+	}
+	t.Logf("600 publishes against 200/s: %v, %d pauses, no rate_limited", took, st.FlowPauses)
+}

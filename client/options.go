@@ -79,6 +79,11 @@ type Options struct {
 	// request: OverflowError (default), OverflowDropOldest,
 	// OverflowDropNewest or OverflowBlock.
 	QueueOverflow string
+	// MaxInFlight bounds the publishes and events sent and not yet
+	// answered; more wait in the queue, in order. It keeps a burst from
+	// outrunning the engine's flow control (keep it under half the
+	// connection's rate limit). Default 64.
+	MaxInFlight int
 	// UserID is sent with every join (durable rooms record ack positions
 	// per user; presence rooms list it). Default: none.
 	UserID string
@@ -137,6 +142,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.QueueSize != 0 {
 		o.OfflineQueue = o.QueueSize
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 64
 	}
 	if o.Encoding == "" {
 		o.Encoding = EncodingJSON

@@ -51,8 +51,11 @@ export interface Gap {
   room: string;
   /** The last seq this client had seen. */
   since: number;
-  /** The room's seq when it was re-joined. */
-  seq: number;
+  /** Re-join answered recovered:false: the room's seq then. */
+  seq?: number;
+  /** A gap notice (backpressure dropped these seqs for this client). */
+  from?: number;
+  to?: number;
 }
 
 export declare const defaults: Readonly<Required<Options>>;
@@ -84,6 +87,8 @@ export declare class StreamdClient {
   on(type: "reconnect", fn: (info: { attempt: number; delay: number }) => void): () => void;
   on(type: "error", fn: (err: Error) => void): () => void;
   on(type: "gap", fn: (gap: Gap) => void): () => void;
+  /** Flow control: "pause" holds publishes and events until "resume". */
+  on(type: "flow", fn: (state: "pause" | "resume") => void): () => void;
   on(type: "message", fn: (m: RoomMessage) => void): () => void;
   /** Any other type: frames of that type, and room messages and results
    * whose data has that "type" (e.g. "agent_response"): fn(data, frame). */

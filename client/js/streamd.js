@@ -25,6 +25,9 @@
 //     when the connection dropped is sent again and the engine applies it
 //     once (a durable room or a checkpointing pipeline answers the resend
 //     as a duplicate).
+//   - Flow control: {"type":"flow","state":"pause"} from the engine holds
+//     publishes and events in the queue until "resume"; gap notices
+//     (backpressure dropped messages) reach the "gap" handlers.
 //   - Handlers per type: on("agent_response", fn) gets every room message
 //     or result whose data has that "type", and every frame of that type
 //     ("presence_batch", "user_joined", …); on("connect" | "disconnect" |
@@ -258,6 +261,20 @@ export class StreamdClient {
         return;
       case "pong":
         return;
+      case "flow": // flow control: publishes and events wait while paused
+        this._paused = m.state === "pause";
+        if (!this._paused) this._flush();
+        this._emit("flow", m.state);
+        return;
+      case "gap": {
+        // backpressure dropped messages of a room for this client: they
+        // will not come, and the seqs after them are no loss
+        const r = this._rooms.get(m.room);
+        const since = r ? r.last : 0;
+        if (r && m.to > r.last) r.last = m.to;
+        this._emit("gap", { room: m.room, since, from: m.from, to: m.to });
+        return;
+      }
       case "message": {
         const r = this._rooms.get(m.room);
         if (r) {
@@ -352,6 +369,7 @@ export class StreamdClient {
       }
     }
     this._flush();
+    this._paused = false; // a new connection starts unpaused
     if (first) this._onFirstWelcome?.(m);
     this._emit("connect", { session: m.session, reconnected: !first });
   }
@@ -397,7 +415,7 @@ export class StreamdClient {
         this._queue = this._queue.filter((id) => id !== f.id);
         reject(new StreamdError("timeout", `no answer to ${f.type} in ${this.opts.requestTimeout} ms`));
       });
-      if (this.state === "connected" && this._queue.length === 0 && this._write(f)) {
+      if (this.state === "connected" && !(resend && this._paused) && this._queue.length === 0 && this._write(f)) {
         p.sent = true;
         this._pending.set(f.id, p);
         return;
@@ -436,7 +454,7 @@ export class StreamdClient {
   }
 
   _flush() {
-    while (this._queue.length > 0 && this.state === "connected") {
+    while (this._queue.length > 0 && this.state === "connected" && !this._paused) {
       const id = this._queue[0];
       const p = this._pending.get(id);
       if (p && !this._write(p.frame)) return;
