@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"streamd/operators"
@@ -157,6 +158,58 @@ func ExampleMapConcurrent() {
 	// user-2
 	// user-4
 	// failed 3 not found
+}
+
+// An adaptive pool grows while events wait for a worker and shrinks once
+// they stop coming; its size is the "workers" gauge of its stats. A fake
+// clock drives the sampling here (a real flow's timers do it on their own).
+func ExampleAdaptiveConcurrency() {
+	clk := operators.NewFakeClock(time.Unix(0, 0))
+	f := operators.NewFlow(operators.FlowOptions{Clock: clk})
+	src := operators.NewSource[int](f, "jobs")
+	gate := make(chan struct{}) // the calls wait until it closes
+	var running atomic.Int32
+	ok, _ := operators.MapConcurrent(src.Stream(), func(ctx context.Context, n int) (int, error) {
+		running.Add(1)
+		<-gate
+		return n * n, nil
+	}, operators.ConcurrencyOptions{Ordered: true, Adaptive: &operators.AdaptiveConcurrency{
+		Min: 1, Max: 4, High: 2, Every: 100 * time.Millisecond, Quiet: 2,
+	}})
+	sum := 0
+	ok.Subscribe(func(sq int) { sum += sq })
+	_ = f.Open()
+	workers := func() int64 { return f.Stats()[1].Gauges["workers"] }
+	period := func() {
+		for int64(running.Load()) < workers() { // let the new workers take their calls
+			time.Sleep(time.Millisecond)
+		}
+		clk.Add(100 * time.Millisecond)
+		f.Advance()
+	}
+
+	src.Push([]int{1, 2, 3, 4, 5, 6, 7, 8}) // a burst: 7 wait for the one worker
+	var sizes []int64
+	for range 4 {
+		period()
+		sizes = append(sizes, workers())
+	}
+	fmt.Println("burst:", sizes)
+	close(gate)
+	f.Drain()
+	fmt.Println("sum of squares:", sum)
+	sizes = sizes[:0]
+	for range 7 { // the queue stays empty: one worker goes every 2 periods
+		clk.Add(100 * time.Millisecond)
+		f.Advance()
+		sizes = append(sizes, workers())
+	}
+	fmt.Println("quiet:", sizes)
+	_ = f.Close()
+	// Output:
+	// burst: [1 2 3 4]
+	// sum of squares: 204
+	// quiet: [4 4 3 3 2 2 1]
 }
 
 // Zip pairs the i-th left event with the i-th right one; in a graph its

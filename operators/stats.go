@@ -30,6 +30,7 @@ type Stats struct {
 
 	cmu      sync.Mutex
 	counters map[string]*atomic.Uint64 // an op's own counters (Counter)
+	gauges   map[string]*atomic.Int64  // an op's own gauges (Gauge); under cmu
 }
 
 // Latency histograms cover 1 ns … 60 s with 3 significant digits.
@@ -81,6 +82,24 @@ func (s *Stats) Counter(name string) *atomic.Uint64 {
 	return c
 }
 
+// Gauge returns the operator's own gauge called name (a value that goes
+// up and down: a concurrent map's current workers, its queue), made on
+// first use; it appears in Snapshot's Gauges. Safe from any goroutine;
+// keep the pointer rather than calling Gauge per event.
+func (s *Stats) Gauge(name string) *atomic.Int64 {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	g := s.gauges[name]
+	if g == nil {
+		if s.gauges == nil {
+			s.gauges = make(map[string]*atomic.Int64)
+		}
+		g = new(atomic.Int64)
+		s.gauges[name] = g
+	}
+	return g
+}
+
 // Observe records that processing n events took the time since start.
 // Flow goroutine only.
 func (s *Stats) Observe(start time.Time, n int) {
@@ -124,6 +143,9 @@ type StatsSnapshot struct {
 	Max   int64 `json:"latency_max_ns"`
 	// Counters are the operator's own counters (Stats.Counter), if any.
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// Gauges are the operator's own gauges (Stats.Gauge), if any: values
+	// now, not totals (an adaptive concurrent map's "workers").
+	Gauges map[string]int64 `json:"gauges,omitempty"`
 }
 
 // Snapshot copies the counters and the published histogram's quantiles.
@@ -139,6 +161,12 @@ func (s *Stats) Snapshot() StatsSnapshot {
 		snap.Counters = make(map[string]uint64, len(s.counters))
 		for k, c := range s.counters {
 			snap.Counters[k] = c.Load()
+		}
+	}
+	if len(s.gauges) > 0 {
+		snap.Gauges = make(map[string]int64, len(s.gauges))
+		for k, g := range s.gauges {
+			snap.Gauges[k] = g.Load()
 		}
 	}
 	s.cmu.Unlock()

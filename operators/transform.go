@@ -535,7 +535,8 @@ func RetryMap[In, Out any](s *Stream[In], fn func(In) (Out, error), opts RetryOp
 // ConcurrencyOptions configures a ConcurrentMap. Every field is optional.
 type ConcurrencyOptions struct {
 	// Concurrency is how many worker goroutines call fn. Default
-	// GOMAXPROCS.
+	// GOMAXPROCS. With Adaptive it is how many the pool starts with:
+	// default Adaptive.Min, within [Adaptive.Min, Adaptive.Max].
 	Concurrency int
 	// Ordered emits the results in input order: a result that completes
 	// early waits, in a reorder buffer, for the ones before it (failures
@@ -546,12 +547,115 @@ type ConcurrencyOptions struct {
 	// emitted (waiting for a worker, running, or, when Ordered, waiting
 	// for an earlier one). When it is reached, Push blocks the flow's
 	// goroutine, emitting completions, until one leaves: that is the
-	// backpressure. Default 2×Concurrency; at least Concurrency.
+	// backpressure. Default 2×Concurrency; at least Concurrency. With
+	// Adaptive: default 2×Adaptive.Max, or Adaptive.Max-1+Adaptive.High if
+	// that is more; at least both (so the queue can reach High).
 	MaxInFlight int
+	// Adaptive, when set, sizes the pool by its queue, between
+	// Adaptive.Min and Adaptive.Max workers (AdaptiveConcurrency). Default
+	// nil: Concurrency workers, always.
+	Adaptive *AdaptiveConcurrency
+}
+
+// MaxWorkers bounds AdaptiveConcurrency.Max.
+const MaxWorkers = 1024
+
+// AdaptiveConcurrency makes a ConcurrentMap's pool grow and shrink with
+// its queue: the events handed to the map that wait for a worker (the
+// in-flight ones that are neither running nor done). Every Every, on the
+// flow's clock (a flow timer, so a FakeClock drives it), the map samples
+// the queue's length:
+//
+//   - at or above High at two samples in a row (a whole period): one
+//     more worker, up to Max, and one more each period it stays there;
+//   - at or below Low at Quiet+1 samples in a row (Quiet whole periods):
+//     one worker fewer, down to Min, and one more each Quiet periods it
+//     stays there; the worker that goes finishes its event first (the
+//     next one to finish an event exits, or an idle one);
+//   - otherwise nothing changes. Between Low and High, or swinging across
+//     a mark between two samples, the pool keeps its size: that is the
+//     hysteresis that stops it from flapping.
+//
+// Resizing loses, repeats and reorders nothing: the queue and, when
+// Ordered, the reorder buffer do not depend on the pool's size, and
+// MaxInFlight bounds the events in flight whatever it is. While Push
+// waits for room in a full in-flight window it samples too (a flow
+// stuck in Push runs no timers, and that is when a pool must grow). A
+// map at Min with nothing in flight stops sampling until its next Push.
+//
+// The map's Stats show the pool: gauges "workers" (its size now),
+// "queue" (the last sample), "workers_min", "workers_max", "queue_high"
+// (the mark in effect) and "queue_low"; counters "scale_ups" and
+// "scale_downs".
+type AdaptiveConcurrency struct {
+	// Min is the fewest workers. Default 1.
+	Min int
+	// Max is the most workers: at least Min, at most MaxWorkers. Required.
+	Max int
+	// High is the queue length at or above which the pool grows. Default
+	// 0: the number of workers now (grow while more events wait than
+	// there are workers to take them).
+	High int
+	// Low is the queue length at or below which the pool shrinks:
+	// below High (below Min when High is 0). Default 0: an empty queue.
+	Low int
+	// Every is the sampling period. Default 100ms; at least 1ms.
+	Every time.Duration
+	// Quiet is how many periods the queue must stay at or below Low
+	// before one worker goes. Default 5.
+	Quiet int
 }
 
 // EnsureDefaults fills every zero field with its default.
+func (a *AdaptiveConcurrency) EnsureDefaults() {
+	if a.Min == 0 {
+		a.Min = 1
+	}
+	if a.Every == 0 {
+		a.Every = 100 * time.Millisecond
+	}
+	if a.Quiet == 0 {
+		a.Quiet = 5
+	}
+}
+
+func (a *AdaptiveConcurrency) validate() error {
+	switch {
+	case a.Min < 1:
+		return fmt.Errorf("option Adaptive.Min %d: must be at least 1 (0 means 1)", a.Min)
+	case a.Max < a.Min:
+		return fmt.Errorf("option Adaptive.Max %d is below Adaptive.Min %d: raise Max", a.Max, a.Min)
+	case a.Max > MaxWorkers:
+		return fmt.Errorf("option Adaptive.Max %d: must be at most %d", a.Max, MaxWorkers)
+	case a.High < 0:
+		return fmt.Errorf("option Adaptive.High %d: must not be negative (0 means the number of workers)", a.High)
+	case a.Low < 0:
+		return fmt.Errorf("option Adaptive.Low %d: must not be negative", a.Low)
+	case a.High > 0 && a.Low >= a.High:
+		return fmt.Errorf("option Adaptive.Low %d: must be below Adaptive.High %d", a.Low, a.High)
+	case a.High == 0 && a.Low >= a.Min:
+		return fmt.Errorf("option Adaptive.Low %d: must be below Adaptive.Min %d (High 0 means the number of workers, so it can be as low as Min); set High", a.Low, a.Min)
+	case a.Every < time.Millisecond:
+		return fmt.Errorf("option Adaptive.Every %v: must be at least 1ms (0 means 100ms)", a.Every)
+	case a.Quiet < 1:
+		return fmt.Errorf("option Adaptive.Quiet %d: must be at least 1 (0 means 5)", a.Quiet)
+	}
+	return nil
+}
+
+// EnsureDefaults fills every zero field with its default (Adaptive's
+// too).
 func (o *ConcurrencyOptions) EnsureDefaults() {
+	if a := o.Adaptive; a != nil {
+		a.EnsureDefaults()
+		if o.Concurrency == 0 {
+			o.Concurrency = a.Min
+		}
+		if o.MaxInFlight == 0 {
+			o.MaxInFlight = max(2*a.Max, a.Max-1+a.High)
+		}
+		return
+	}
 	if o.Concurrency == 0 {
 		o.Concurrency = runtime.GOMAXPROCS(0)
 	}
@@ -569,6 +673,20 @@ func (o *ConcurrencyOptions) Validate() error {
 }
 
 func (o *ConcurrencyOptions) validate() error {
+	if a := o.Adaptive; a != nil {
+		if err := a.validate(); err != nil {
+			return err
+		}
+		switch {
+		case o.Concurrency < a.Min || o.Concurrency > a.Max:
+			return fmt.Errorf("option Concurrency %d: with Adaptive, must be within Min %d and Max %d (0 means Min)", o.Concurrency, a.Min, a.Max)
+		case o.MaxInFlight < a.Max:
+			return fmt.Errorf("option MaxInFlight %d is below Adaptive.Max %d: raise MaxInFlight (0 means 2×Max)", o.MaxInFlight, a.Max)
+		case o.MaxInFlight < a.Max-1+a.High:
+			return fmt.Errorf("option MaxInFlight %d is below Adaptive.Max-1+Adaptive.High = %d: the queue could not reach High with Max-1 workers busy; raise MaxInFlight or lower High", o.MaxInFlight, a.Max-1+a.High)
+		}
+		return nil
+	}
 	switch {
 	case o.Concurrency < 1:
 		return fmt.Errorf("option Concurrency %d: must be at least 1 (0 means GOMAXPROCS)", o.Concurrency)
@@ -595,6 +713,15 @@ func (o *ConcurrencyOptions) validate() error {
 // ctx), dropping their results (counted Dropped). Its latency histogram
 // records, per event, the time from the hand-off to a worker until the
 // result is back on the flow's goroutine.
+//
+// With ConcurrencyOptions.Adaptive the pool grows and shrinks with its
+// queue, between Adaptive.Min and Adaptive.Max workers, sampled on flow
+// timers (AdaptiveConcurrency):
+//
+//	geo, err := operators.NewConcurrentMap("geo", lookup, operators.ConcurrencyOptions{
+//		Ordered:  true,
+//		Adaptive: &operators.AdaptiveConcurrency{Min: 2, Max: 32, Every: 50 * time.Millisecond},
+//	})
 type ConcurrentMap[In, Out any] struct {
 	single[In, Out]
 	Errors Outlet[Failed[In]] // ErrorPort
@@ -609,7 +736,8 @@ type ConcurrentMap[In, Out any] struct {
 	reorder  []cmResult[In, Out] // Ordered: slot seq%MaxInFlight
 	buf      []Out
 	errBuf   []Failed[In]
-	state    int // cmNew, cmOpen, cmClosed
+	state    int         // cmNew, cmOpen, cmClosed
+	ad       *cmAdaptive // Adaptive's controller; nil for a fixed pool
 
 	// Made by Open before the workers start; then shared. Workers receive
 	// from jobs and send on results, which has room for every event in
@@ -660,6 +788,10 @@ func NewConcurrentMap[In, Out any](name string, fn func(context.Context, In) (Ou
 // newConcurrentMap returns a concurrent map that keeps its configuration
 // error, if any.
 func newConcurrentMap[In, Out any](name string, fn func(context.Context, In) (Out, error), opts ConcurrencyOptions) *ConcurrentMap[In, Out] {
+	if opts.Adaptive != nil {
+		a := *opts.Adaptive // EnsureDefaults must not write the caller's
+		opts.Adaptive = &a
+	}
 	opts.EnsureDefaults()
 	o := &ConcurrentMap[In, Out]{fn: fn, opts: opts}
 	o.init(name, "concurrent_map", o)
@@ -668,12 +800,25 @@ func newConcurrentMap[In, Out any](name string, fn func(context.Context, In) (Ou
 		o.err = fmt.Errorf("operators: concurrent map %q: %w", name, err)
 	} else if fn == nil {
 		o.err = fmt.Errorf("operators: concurrent map %q: fn is nil", name)
+	} else if opts.Adaptive != nil {
+		o.ad = newCMAdaptive(o.stats, *opts.Adaptive, opts.Concurrency)
 	}
 	return o
 }
 
-// Options returns the options in effect (defaults filled in).
+// Options returns the options in effect (defaults filled in). Its
+// Adaptive, if set, is the map's copy: do not change it.
 func (o *ConcurrentMap[In, Out]) Options() ConcurrencyOptions { return o.opts }
+
+// Workers returns the pool's size: Concurrency, or with Adaptive the
+// size the controller chose last (workers told to retire that are still
+// finishing an event are not counted). Flow goroutine only.
+func (o *ConcurrentMap[In, Out]) Workers() int {
+	if o.ad != nil {
+		return o.ad.workers
+	}
+	return o.opts.Concurrency
+}
 
 // InFlight returns how many events were handed out and not yet emitted.
 // Flow goroutine only.
@@ -689,11 +834,18 @@ func (o *ConcurrentMap[In, Out]) Open(f *Flow) error {
 	}
 	o.posted.Store(f)
 	if o.state != cmNew {
+		if o.state == cmOpen && o.ad != nil {
+			o.arm() // sample on the new flow's timers; the old flow's one is stale
+		}
 		return nil
 	}
 	o.state = cmOpen
 	n := o.opts.MaxInFlight
-	o.jobs = make(chan cmJob[In], n)
+	if o.ad != nil {
+		o.jobs = make(chan cmJob[In], n+o.opts.Adaptive.Max) // room for wake-ups too
+	} else {
+		o.jobs = make(chan cmJob[In], n)
+	}
 	o.results = make(chan cmResult[In, Out], n)
 	o.notify = make(chan struct{}, 1)
 	o.stop = make(chan struct{})
@@ -703,8 +855,16 @@ func (o *ConcurrentMap[In, Out]) Open(f *Flow) error {
 		o.reorder = make([]cmResult[In, Out], n)
 	}
 	o.wg.Add(o.opts.Concurrency)
-	for range o.opts.Concurrency {
-		go o.work()
+	if o.ad != nil {
+		for range o.opts.Concurrency {
+			go o.workAdaptive()
+		}
+		o.ad.setGauges()
+		o.arm()
+	} else {
+		for range o.opts.Concurrency {
+			go o.work()
+		}
 	}
 	go o.post()
 	return nil
@@ -724,6 +884,21 @@ func (o *ConcurrentMap[In, Out]) work() {
 		case o.notify <- struct{}{}:
 		default: // a drain is already due
 		}
+	}
+}
+
+// do is work's body for one job, for the adaptive pool's workers
+// (workAdaptive): it runs fn on j and hands the result back (nothing once
+// closed). work keeps its own copy so that a fixed pool's loop is as it was.
+func (o *ConcurrentMap[In, Out]) do(j cmJob[In]) {
+	if o.ctx.Err() != nil {
+		return
+	}
+	out, err := o.fn(o.ctx, j.v)
+	o.results <- cmResult[In, Out]{seq: j.seq, v: j.v, out: out, err: err, start: j.start}
+	select {
+	case o.notify <- struct{}{}:
+	default: // a drain is already due
 	}
 }
 
@@ -762,8 +937,14 @@ func (o *ConcurrentMap[In, Out]) Push(batch []In) {
 		return
 	}
 	o.stats.In(len(batch))
+	if o.ad != nil && !o.ad.ticking {
+		o.arm()
+	}
 	for i := range batch {
 		for o.inFlight >= o.opts.MaxInFlight {
+			if o.ad != nil {
+				o.sampleIfDue() // no timer runs while Push waits
+			}
 			o.take(<-o.results)
 		}
 		o.jobs <- cmJob[In]{seq: o.next, v: batch[i], start: time.Now()}
@@ -858,6 +1039,9 @@ func (o *ConcurrentMap[In, Out]) Close() error {
 	o.stats.Dropped(o.inFlight)
 	o.inFlight = 0
 	clear(o.reorder)
+	if o.ad != nil {
+		o.ad.closed()
+	}
 	return nil
 }
 

@@ -130,7 +130,7 @@ func buildEnrich(c *BuildContext) (operators.Node, error) {
 // function returns why a node spec cannot be cached, or "".
 var cacheable = map[string]func(ns *NodeSpec) string{
 	"map": func(ns *NodeSpec) string {
-		if ns.Concurrency > 0 || ns.Retry != nil {
+		if ns.Concurrency.Set() || ns.Retry != nil {
 			return "a map with concurrency or retry emits later"
 		}
 		return ""

@@ -3,8 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"streamd/operators"
 )
@@ -146,7 +148,11 @@ func buildMap(c *BuildContext) (operators.Node, error) {
 	ns := c.Node
 	var inner operators.Node
 	switch {
-	case ns.Concurrency > 0:
+	case ns.Concurrency.Set():
+		opts, err := concurrencyOptions(c)
+		if err != nil {
+			return nil, err
+		}
 		if ns.Retry != nil {
 			return nil, c.Errorf("retry", "retry and concurrency together are not supported: pick one")
 		}
@@ -156,15 +162,11 @@ func buildMap(c *BuildContext) (operators.Node, error) {
 			f, _ := mapFunc(c)
 			return f
 		}
-		ordered := true
-		if ns.Ordered != nil {
-			ordered = *ns.Ordered
-		}
 		cm, err := operators.NewConcurrentMap(ns.Name, func(_ context.Context, ev Event) (Event, error) {
 			f := pool.Get().(func(Event) (Event, error))
 			defer pool.Put(f)
 			return f(ev)
-		}, operators.ConcurrencyOptions{Concurrency: ns.Concurrency, Ordered: ordered, MaxInFlight: 4 * ns.Concurrency})
+		}, opts)
 		if err != nil {
 			return nil, c.Errorf("concurrency", "%v", err)
 		}
@@ -191,6 +193,59 @@ func buildMap(c *BuildContext) (operators.Node, error) {
 		return ev
 	})
 	return a, nil
+}
+
+// concurrencyOptions checks a map's `concurrency` (and `ordered`) and
+// turns it into the concurrent map's options: N workers and 4·N events in
+// flight, or an adaptive pool of min…max workers and 4·max events in
+// flight (max-1+high if that is more, so the queue can reach high).
+func concurrencyOptions(c *BuildContext) (operators.ConcurrencyOptions, error) {
+	cs := &c.Node.Concurrency
+	ordered := true
+	if c.Node.Ordered != nil {
+		ordered = *c.Node.Ordered
+	}
+	// errorf points at key inside the mapping, or at `concurrency`.
+	errorf := func(key, format string, args ...any) error {
+		if cs.node == nil || key == "" {
+			return c.Errorf("concurrency", format, args...)
+		}
+		return specError(cs.node, key, c.path+".concurrency."+key, format, args...)
+	}
+	if !cs.Adaptive {
+		if cs.N < 1 || cs.N > operators.MaxWorkers {
+			return operators.ConcurrencyOptions{}, errorf("", "%d workers: want 1 to %d, or a range {min: 1, max: 8}", cs.N, operators.MaxWorkers)
+		}
+		return operators.ConcurrencyOptions{Concurrency: cs.N, Ordered: ordered, MaxInFlight: 4 * cs.N}, nil
+	}
+	a := operators.AdaptiveConcurrency{Min: cs.Min, Max: cs.Max, High: cs.High, Low: cs.Low, Every: cs.Every}
+	set := keysSet(cs.node)
+	switch {
+	case cs.Min < 1 && (cs.Min != 0 || slices.Contains(set, "min")):
+		return operators.ConcurrencyOptions{}, errorf("min", "min %d: must be at least 1", cs.Min)
+	case cs.Min == 0:
+		a.Min = 1
+	}
+	switch {
+	case cs.Max == 0 && !slices.Contains(set, "max"):
+		return operators.ConcurrencyOptions{}, errorf("", "a range needs max: {min: %d, max: N}", a.Min)
+	case cs.Max < a.Min:
+		return operators.ConcurrencyOptions{}, errorf("max", "max %d is below min %d", cs.Max, a.Min)
+	case cs.Max > operators.MaxWorkers:
+		return operators.ConcurrencyOptions{}, errorf("max", "max %d: at most %d", cs.Max, operators.MaxWorkers)
+	case cs.High < 0:
+		return operators.ConcurrencyOptions{}, errorf("high", "high %d: must not be negative (0 or unset: as many as there are workers)", cs.High)
+	case cs.Low < 0:
+		return operators.ConcurrencyOptions{}, errorf("low", "low %d: must not be negative", cs.Low)
+	case cs.High > 0 && cs.Low >= cs.High:
+		return operators.ConcurrencyOptions{}, errorf("low", "low %d must be below high %d", cs.Low, cs.High)
+	case cs.High == 0 && cs.Low >= a.Min:
+		return operators.ConcurrencyOptions{}, errorf("low", "low %d must be below high, which is the number of workers when unset (so as low as min %d): set high", cs.Low, a.Min)
+	case cs.Every < 0 || cs.Every > 0 && cs.Every < time.Millisecond:
+		return operators.ConcurrencyOptions{}, errorf("every", "every %v: must be at least 1ms (unset: 100ms)", cs.Every)
+	}
+	opts := operators.ConcurrencyOptions{Ordered: ordered, MaxInFlight: max(4*a.Max, a.Max-1+a.High), Adaptive: &a}
+	return opts, nil
 }
 
 func buildCatchError(c *BuildContext) (operators.Node, error) {

@@ -33,6 +33,14 @@ func checkInput(spec *Spec) error {
 	case n > 1:
 		return specError(spec.node, "input", where, "give only one of stream, generator, file, stdin, documents")
 	}
+	switch in.Overflow {
+	case "", "block", "drop-newest":
+	default:
+		return specError(spec.node, "input", where, "overflow %q: want block or drop-newest", in.Overflow)
+	}
+	if in.Overflow != "" && in.Stream == "" {
+		return specError(spec.node, "input", where, "overflow applies to a stream input")
+	}
 	if err := checkDocuments(in.Documents); err != nil {
 		return specError(spec.node, "input", where, "documents: %v", err)
 	}

@@ -54,6 +54,12 @@ type InputSpec struct {
 	File string `yaml:"file"`
 	// Stdin: JSON lines from standard input.
 	Stdin bool `yaml:"stdin"`
+	// Overflow is what a full pipeline queue does with one more event
+	// from a WebSocket client (docs/backpressure.md): "block" (default:
+	// the connection's loop waits, TCP pushes back) or "drop-newest" (the
+	// event is dropped, counted, and answered `overloaded`). Other inputs
+	// always wait.
+	Overflow string `yaml:"overflow"`
 
 	// AI model/vector ops (docs/ai.md)
 	// Documents: the files of a directory, polled for new ones.
@@ -109,30 +115,30 @@ type NodeSpec struct {
 	Name string `yaml:"name"`
 	Op   string `yaml:"op"`
 
-	If          string         `yaml:"if"`           // filter
-	Set         yaml.MapSlice  `yaml:"set"`          // map: field: expression
-	To          string         `yaml:"to"`           // map: data = expression
-	Each        string         `yaml:"each"`         // flat_map: expression giving an array
-	Concurrency int            `yaml:"concurrency"`  // map
-	Ordered     *bool          `yaml:"ordered"`      // map with concurrency
-	Key         string         `yaml:"key"`          // aggregate, dedup, debounce
-	Field       string         `yaml:"field"`        // aggregate
-	Fn          stringList     `yaml:"fn"`           // aggregate
-	Window      *WindowSpec    `yaml:"window"`       // aggregate; dedup (duration)
-	Time        string         `yaml:"time"`         // aggregate: event-time expression
-	Lateness    time.Duration  `yaml:"lateness"`     // aggregate: allowed lateness (event time)
-	OutOfOrder  time.Duration  `yaml:"out_of_order"` // aggregate: watermark delay (event time)
-	Routes      []RouteSpec    `yaml:"routes"`       // router
-	Mode        string         `yaml:"mode"`         // router: first | all
-	Duration    time.Duration  `yaml:"duration"`     // debounce, throttle, buffer_time, window, dedup
-	Count       int            `yaml:"count"`        // buffer, window
-	Max         int            `yaml:"max"`          // buffer_time, dedup
-	Trailing    bool           `yaml:"trailing"`     // throttle
-	Retry       *RetrySpec     `yaml:"retry"`        // map
-	Room        string         `yaml:"room"`         // room sink
-	Path        string         `yaml:"path"`         // log sink
-	Webhook     *WebhookSpec   `yaml:"webhook"`      // webhook sink
-	Extra       map[string]any `yaml:"with"`         // custom ops registered in Go
+	If          string          `yaml:"if"`           // filter
+	Set         yaml.MapSlice   `yaml:"set"`          // map: field: expression
+	To          string          `yaml:"to"`           // map: data = expression
+	Each        string          `yaml:"each"`         // flat_map: expression giving an array
+	Concurrency ConcurrencySpec `yaml:"concurrency"`  // map: N, or {min, max, high, low, every}
+	Ordered     *bool           `yaml:"ordered"`      // map with concurrency
+	Key         string          `yaml:"key"`          // aggregate, dedup, debounce
+	Field       string          `yaml:"field"`        // aggregate
+	Fn          stringList      `yaml:"fn"`           // aggregate
+	Window      *WindowSpec     `yaml:"window"`       // aggregate; dedup (duration)
+	Time        string          `yaml:"time"`         // aggregate: event-time expression
+	Lateness    time.Duration   `yaml:"lateness"`     // aggregate: allowed lateness (event time)
+	OutOfOrder  time.Duration   `yaml:"out_of_order"` // aggregate: watermark delay (event time)
+	Routes      []RouteSpec     `yaml:"routes"`       // router
+	Mode        string          `yaml:"mode"`         // router: first | all
+	Duration    time.Duration   `yaml:"duration"`     // debounce, throttle, buffer_time, window, dedup
+	Count       int             `yaml:"count"`        // buffer, window
+	Max         int             `yaml:"max"`          // buffer_time, dedup
+	Trailing    bool            `yaml:"trailing"`     // throttle
+	Retry       *RetrySpec      `yaml:"retry"`        // map
+	Room        string          `yaml:"room"`         // room sink
+	Path        string          `yaml:"path"`         // log sink
+	Webhook     *WebhookSpec    `yaml:"webhook"`      // webhook sink
+	Extra       map[string]any  `yaml:"with"`         // custom ops registered in Go
 
 	// AI text ops (docs/ai.md); they also use key, duration and max
 	// (cache), max (classify) and set (enrich)
@@ -180,6 +186,56 @@ type SlidingSpec struct {
 type RouteSpec struct {
 	Name string `yaml:"name"`
 	If   string `yaml:"if"`
+}
+
+// ConcurrencySpec is a map's `concurrency`: a fixed pool of N workers
+// (`concurrency: 8`) or an adaptive one (`concurrency: {min: 1, max: 8,
+// high: 4, low: 0, every: 100ms}`), whose size follows its queue between
+// Min and Max (operators.AdaptiveConcurrency). The zero value is no
+// concurrency (the map runs on the flow's goroutine).
+type ConcurrencySpec struct {
+	// N is the fixed form's number of workers.
+	N int `yaml:"-"`
+	// Adaptive is true for the mapping form; the fields below are its.
+	Adaptive bool `yaml:"-"`
+	// Min is the fewest workers. Default 1.
+	Min int `yaml:"min"`
+	// Max is the most workers (at most 1024). Required.
+	Max int `yaml:"max"`
+	// High: the pool grows while at least this many events wait for a
+	// worker. Default 0: as many as there are workers.
+	High int `yaml:"high"`
+	// Low: the pool shrinks while at most this many wait. Default 0.
+	Low int `yaml:"low"`
+	// Every is how often the queue is sampled. Default 100ms.
+	Every time.Duration `yaml:"every"`
+
+	node ast.Node // the mapping, for error positions
+}
+
+// Set reports whether the map runs on a pool (either form).
+func (c *ConcurrencySpec) Set() bool { return c.N != 0 || c.Adaptive }
+
+type concurrencyFields ConcurrencySpec
+
+// UnmarshalYAML accepts an integer (the fixed form) or a mapping (the
+// adaptive form), strictly.
+func (c *ConcurrencySpec) UnmarshalYAML(n ast.Node) error {
+	*c = ConcurrencySpec{}
+	switch n.Type() {
+	case ast.NullType:
+		return nil
+	case ast.IntegerType:
+		return yaml.NodeToValue(n, &c.N)
+	}
+	if _, ok := n.(ast.MapNode); !ok {
+		return &yaml.SyntaxError{Message: "concurrency: want a number of workers (8) or a range ({min: 1, max: 8})", Token: n.GetToken()}
+	}
+	if err := yaml.NodeToValue(n, (*concurrencyFields)(c), yaml.Strict()); err != nil {
+		return err
+	}
+	c.Adaptive, c.node = true, n
+	return nil
 }
 
 // RetrySpec retries a failing map.
@@ -244,6 +300,7 @@ func ParseYAML(src []byte) ([]Spec, error) {
 func (ns *NodeSpec) equal(o *NodeSpec) bool {
 	a, b := *ns, *o
 	a.node, b.node = nil, nil
+	a.Concurrency.node, b.Concurrency.node = nil, nil
 	a.Do, b.Do = nil, nil // a cache's node: compared without its position
 	if (ns.Do == nil) != (o.Do == nil) || ns.Do != nil && !ns.Do.equal(o.Do) {
 		return false
