@@ -35,6 +35,7 @@ type Conn struct {
 	clientTakeover bool
 	window         []byte // last ≤32 KiB inflated (only with client context takeover)
 	path           string
+	paused         bool // PauseReading: frames wait in the inbound buffer
 	authz          []byte // the upgrade's Authorization header, during Handler.OnOpen only
 
 	// message assembly: fragOp is the opcode of a fragmented message in
@@ -108,6 +109,29 @@ func (c *Conn) Buffered() int {
 	return c.gc.OutboundBuffered()
 }
 
+// PauseReading stops handing c's frames to the Handler: they wait in the
+// inbound buffer (the Handler's OnMessage that calls it is the last one)
+// until ResumeReading. A peer that keeps sending past the paused read
+// limit (2 × MaxMessageSize, at least 1 MiB) is closed with 1008: the
+// engine cannot stop the kernel from reading, only stop processing.
+// Loop-only.
+func (c *Conn) PauseReading() { c.paused = true }
+
+// ResumeReading hands c's waiting frames to the Handler again (on a later
+// loop pass). Loop-only.
+func (c *Conn) ResumeReading() {
+	if !c.paused {
+		return
+	}
+	c.paused = false
+	if c.state == stateOpen {
+		_ = c.gc.Wake(nil)
+	}
+}
+
+// Paused reports whether reading is paused. Loop-only.
+func (c *Conn) Paused() bool { return c.paused }
+
 // Open reports whether frames may still be written to c.
 func (c *Conn) Open() bool { return c.state == stateOpen }
 
@@ -159,9 +183,20 @@ func (c *Conn) Close(code uint16, reason string) {
 // readFrames decodes every complete frame in gnet's inbound buffer.
 func (c *Conn) readFrames() gnet.Action {
 	gc := c.gc
-	opts := c.loop.srv.opts
-	for c.state == stateOpen || c.state == stateClosing {
+	opts := &c.loop.srv.opts
+	for frames := 0; c.state == stateOpen || c.state == stateClosing; frames++ {
 		avail := gc.InboundBuffered()
+		if frames == opts.ReadQuantum && avail > 0 && c.state == stateOpen && !c.paused {
+			// Fairness: the rest after the loop's other connections.
+			_ = gc.Wake(nil)
+			return gnet.None
+		}
+		if c.paused && c.state == stateOpen {
+			if avail > max(2*opts.MaxMessageSize, 1<<20) {
+				return c.fail(&ProtocolError{ClosePolicyViolation, "kept sending while paused (backpressure)"})
+			}
+			return gnet.None
+		}
 		if avail < 2 {
 			return gnet.None
 		}

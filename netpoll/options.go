@@ -60,6 +60,11 @@ type Options struct {
 	CompressionThreshold int
 	// ReadBufferCap is the loop's read buffer. Default 64 KiB.
 	ReadBufferCap int
+	// ReadQuantum is the most frames one connection gets handled per
+	// pass of its loop; the rest waits for a later pass (a Wake), after
+	// the other connections with input: a flooding connection cannot hold
+	// its loop. Default 64.
+	ReadQuantum int
 	// SocketSendBuffer sets SO_SNDBUF on accepted connections (bytes; the
 	// kernel doubles it). Smaller buffers make a slow reader show in
 	// Conn.Buffered sooner. Default 0: the system's (autotuned, up to
@@ -122,6 +127,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CompressionThreshold == 0 {
 		o.CompressionThreshold = 128
+	}
+	if o.ReadQuantum <= 0 {
+		o.ReadQuantum = 64
 	}
 	if o.ReadBufferCap == 0 {
 		o.ReadBufferCap = 64 << 10
