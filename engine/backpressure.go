@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"streamd/pipeline"
 	"streamd/protocol"
 )
 
@@ -402,10 +403,77 @@ func (ls *loopState) releaseLag(s *session) {
 // drain even when no traffic wakes them (every bpTick).
 func (e *Engine) wakeLagging() {
 	for i := range e.loops {
-		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0) {
+		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0 || ls.heldCount.Load() > 0) {
 			ls.np.Wake()
 		}
 	}
 }
 
 const bpTick = 5 * time.Millisecond
+
+// Blocking pipeline inputs (input overflow: block). An event whose
+// pipeline queue is full is held for its connection, and the connection
+// is read no further (netpoll PauseReading): only that producer waits,
+// not the loop's other connections. With flow_control it is also told to
+// pause. Every bpTick the loop retries; once the event is in, reading
+// resumes where it stopped.
+
+// heldEvent is an event waiting for room in its pipelines' queues.
+type heldEvent struct {
+	pi   pipeIn    // for pi.rt
+	rest []*pipeRT // the stream's other pipelines, after pi.rt
+}
+
+// hold parks pi for s and pauses its reading. Loop-only.
+func (ls *loopState) hold(s *session, pi pipeIn, rest []*pipeRT) {
+	s.held = &heldEvent{pi: pi, rest: append([]*pipeRT(nil), rest...)}
+	s.conn.PauseReading()
+	ls.holding = append(ls.holding, s)
+	ls.heldCount.Store(int32(len(ls.holding)))
+	ls.counters.heldEvents.Add(1)
+	if ls.e.cfg.FlowControl && !s.flowPaused {
+		ls.flow(s, true)
+	}
+}
+
+// releaseHeld retries the held events; those that got in resume their
+// connections. Loop-only.
+func (ls *loopState) releaseHeld() {
+	n := 0
+	for _, s := range ls.holding {
+		h := s.held
+		if s.closed || h == nil || h.pi.rt.retired.Load() {
+			s.held = nil
+			continue
+		}
+		if !h.pi.rt.exec.in[ls.index].TryPush(h.pi) {
+			ls.holding[n] = s
+			n++
+			continue
+		}
+		h.pi.rt.exec.notify()
+		stuck := false
+		for i, rt := range h.rest {
+			pi := h.pi
+			pi.rt = rt
+			pi.ev = pipeline.NewEvent(rt.stream, h.pi.ev.Data, h.pi.ev.Time)
+			pi.ev.ID, pi.ev.Origin = h.pi.ev.ID, h.pi.ev.Origin
+			if !rt.exec.in[ls.index].TryPush(pi) {
+				s.held = &heldEvent{pi: pi, rest: h.rest[i+1:]}
+				stuck = true
+				break
+			}
+			rt.exec.notify()
+		}
+		if stuck {
+			ls.holding[n] = s
+			n++
+			continue
+		}
+		s.held = nil
+		s.conn.ResumeReading()
+	}
+	clear(ls.holding[n:])
+	ls.holding = ls.holding[:n]
+	ls.heldCount.Store(int32(n))
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -249,5 +250,116 @@ func TestBackpressurePerConnection(t *testing.T) {
 	bad := dialRaw(t, e, "backpressure=keep-latest", nil)
 	if m := bad.read(); m["type"] != "error" || !strings.Contains(fmt.Sprint(m["message"]), "backpressure") {
 		t.Fatalf("a bad policy: %v", m)
+	}
+}
+
+// TestPipelineInputOverflowDropNewest: with input overflow drop-newest, a
+// full pipeline queue drops the event and answers `overloaded` (counted),
+// instead of stalling the connection's loop; the events it took are all
+// processed.
+func TestPipelineInputOverflowDropNewest(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.RingSize = 64
+		c.PipelineWorkers = 1
+		c.Pipelines = specs(t, `
+- name: p
+  input: {stream: s, overflow: drop-newest}
+  nodes:
+    - {name: pass, op: filter, if: "true"}
+  output: {room: out}
+`)
+	})
+	e.pipesMu.Lock()
+	rt := e.pipes["p"]
+	e.pipesMu.Unlock()
+	release := make(chan struct{})
+	go rt.exec.do(func() { <-release }) // the executor is busy: its queue fills
+	time.Sleep(20 * time.Millisecond)
+	var delivered atomic.Int64
+	stop, _ := e.Subscribe("out", func(*Message) { delivered.Add(1) })
+	defer stop()
+	c := dial(t, e, false)
+	const n = 200
+	for i := range n {
+		c.send(map[string]any{"type": "event", "stream": "s", "id": i, "data": i})
+	}
+	overloaded := 0
+	_ = c.ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for overloaded < n-64 {
+		m := c.read()
+		if m["type"] != "error" || m["code"] != CodeOverloaded {
+			t.Fatalf("got %v", m)
+		}
+		overloaded++
+	}
+	close(release)
+	waitFor(t, "the queued events", func() bool { return delivered.Load() == int64(n-overloaded) })
+	if got := rt.overflowed.Load(); got != uint64(overloaded) {
+		t.Fatalf("overflowed %d, answered %d", got, overloaded)
+	}
+	t.Logf("%d events: %d processed, %d answered overloaded", n, delivered.Load(), overloaded)
+}
+
+// TestPipelineInputBlockPausesOnlyTheProducer: with input overflow block
+// (the default), a producer whose pipeline queue is full waits — its
+// frames are read no further, and with flow_control it is told to pause —
+// while another connection on the same loop is still served; once the
+// pipeline has room every event goes in, in order, none lost.
+func TestPipelineInputBlockPausesOnlyTheProducer(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.Loops = 1
+		c.RingSize = 64
+		c.PipelineWorkers = 1
+		c.FlowControl = true
+		c.Pipelines = specs(t, `
+- name: p
+  input: {stream: s}
+  nodes:
+    - {name: pass, op: filter, if: "true"}
+  output: {room: out}
+`)
+	})
+	e.pipesMu.Lock()
+	rt := e.pipes["p"]
+	e.pipesMu.Unlock()
+	release := make(chan struct{})
+	go rt.exec.do(func() { <-release }) // the pipeline is stuck: its queue fills
+	time.Sleep(20 * time.Millisecond)
+	var got []int
+	var mu sync.Mutex
+	stop, _ := e.Subscribe("out", func(m *Message) {
+		var n int
+		_ = json.Unmarshal(m.Data(), &n)
+		mu.Lock()
+		got = append(got, n)
+		mu.Unlock()
+	})
+	defer stop()
+	prod := dial(t, e, false)
+	const n = 300
+	for i := range n {
+		prod.send(map[string]any{"type": "event", "stream": "s", "data": i})
+	}
+	if m := prod.expect("flow"); m["state"] != "pause" {
+		t.Fatalf("flow %v", m)
+	}
+	// The loop is not blocked: another client is served meanwhile.
+	other := dial(t, e, false)
+	other.send(map[string]any{"type": "ping", "id": 1})
+	other.expect("pong")
+	if st := e.Stats(); st.HeldEvents != 1 {
+		t.Fatalf("held events %d", st.HeldEvents)
+	}
+	close(release)
+	if m := prod.expect("flow"); m["state"] != "resume" {
+		t.Fatalf("flow %v", m)
+	}
+	waitFor(t, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == n })
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("event %d came as %d-th", v, i)
+		}
 	}
 }

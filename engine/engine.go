@@ -471,7 +471,8 @@ type counters struct {
 	bpDisconnects atomic.Uint64 // members closed by the disconnect policy
 	bpGaps        atomic.Uint64 // gap notices sent
 	flowPauses    atomic.Uint64 // flow pauses sent to producers
-	_             [128 - 80]byte
+	heldEvents    atomic.Uint64 // events that waited for a full pipeline queue (reading paused)
+	_             [128 - 88]byte
 }
 
 func (c *counters) addTo(s *Stats) {
@@ -485,6 +486,7 @@ func (c *counters) addTo(s *Stats) {
 	s.BackpressureDisconnects += c.bpDisconnects.Load()
 	s.GapNotices += c.bpGaps.Load()
 	s.FlowPauses += c.flowPauses.Load()
+	s.HeldEvents += c.heldEvents.Load()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -511,6 +513,10 @@ type Stats struct {
 	GapNotices              uint64 `json:"gap_notices"`
 	// FlowPauses counts {"type":"flow","state":"pause"} sent to producers.
 	FlowPauses uint64 `json:"flow_pauses"`
+	// HeldEvents counts events that found their pipeline's queue full and
+	// paused their producer's reading until it had room (input overflow:
+	// block).
+	HeldEvents        uint64 `json:"held_events"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`
 	HandshakeFailures int64  `json:"handshake_failures"`
 	Forbidden         uint64 `json:"forbidden"`     // actions denied by permissions (forbidden answers)

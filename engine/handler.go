@@ -116,6 +116,9 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 	if len(ls.lagging) > 0 {
 		ls.drainLagging()
 	}
+	if len(ls.holding) > 0 {
+		ls.releaseHeld()
+	}
 	if len(ls.paused) > 0 {
 		ls.resumeFlows()
 	}

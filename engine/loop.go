@@ -45,6 +45,10 @@ type loopState struct {
 	// Producers told to pause (ratelimit.go), and their count.
 	paused      []*session
 	pausedCount atomic.Int32
+	// Producers whose event waits for a full pipeline queue
+	// (backpressure.go), and their count.
+	holding   []*session
+	heldCount atomic.Int32
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -76,6 +80,9 @@ type session struct {
 	lag *lagState
 	// flowPaused: s was sent {"type":"flow","state":"pause"} (ratelimit.go).
 	flowPaused bool
+	// held is an event waiting for room in its pipelines' queues; s's
+	// reading is paused meanwhile (backpressure.go).
+	held *heldEvent
 	// pubRoom is the room s was last allowed to publish into
 	// (permissions.go): the next publish there needs no check.
 	pubRoom *room

@@ -82,7 +82,8 @@ var (
 	pipeLate     = prometheus.NewDesc("streamd_pipeline_late_events_total", "Events that came after their window closed (sent to the late port).", pipeLabels, nil)
 	pipeLatency  = prometheus.NewDesc("streamd_pipeline_node_latency_seconds", "A node's own processing time per event, quantiles over its lifetime.", append(pipeLabels, "quantile"), nil)
 	pipeCounter  = prometheus.NewDesc("streamd_pipeline_node_counter_total", "A node's own counters (AI ops: prompt_tokens, completion_tokens, cache_hits, retries, …), label counter.", append(pipeLabels, "counter"), nil)
-	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency, pipeCounter}
+	pipeGauge    = prometheus.NewDesc("streamd_pipeline_node_gauge", "A node's own gauges (an adaptive map's workers, queue, workers_min, workers_max, queue_high, queue_low), label gauge.", append(pipeLabels, "gauge"), nil)
+	pipeDescList = []*prometheus.Desc{mPipeIn, pipeOut, pipeDropped, pipeErrors, pipeLate, pipeLatency, pipeCounter, pipeGauge}
 
 	stageLatency = prometheus.NewDesc("streamd_stage_latency_seconds",
 		"Latency by stage of the message path (metrics: full): ingress, ring, fanout, write (per flush), e2e (frame read → delivery queued).",
@@ -137,6 +138,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(pipeLate, prometheus.CounterValue, float64(n.Late), l...)
 			for k, v := range n.Counters {
 				ch <- prometheus.MustNewConstMetric(pipeCounter, prometheus.CounterValue, float64(v), append(l, k)...)
+			}
+			for k, v := range n.Gauges {
+				ch <- prometheus.MustNewConstMetric(pipeGauge, prometheus.GaugeValue, float64(v), append(l, k)...)
 			}
 			for _, q := range [...]struct {
 				q string

@@ -209,7 +209,7 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 	snap.Histogram = HistogramBuckets{BoundsMs: histBoundsMs, Counts: counts}
 
 	// pipelines
-	var nodeDropped, retired int64
+	var nodeDropped, retired, overflow int64
 	if sp.nodes == nil {
 		sp.nodes = map[string][2]uint64{}
 	}
@@ -227,10 +227,12 @@ func (e *Engine) takeSnapshot(sp *sampler) *MetricsSnapshot {
 	e.pipesMu.Lock()
 	for _, rt := range e.pipes {
 		retired += int64(rt.dropped.Load())
+		overflow += int64(rt.overflowed.Load())
 	}
 	e.pipesMu.Unlock()
 	snap.Drops["pipeline_nodes"] = nodeDropped
 	snap.Drops["pipeline_retired"] = retired
+	snap.Drops["pipeline_overflow"] = overflow
 
 	if st := e.store; st != nil {
 		ss := st.Stats()

@@ -42,7 +42,7 @@ var errorCodes = [...]string{
 	"bad_json", "bad_msgpack", "missing_type", "unknown_type", "bad_field",
 	CodeMissingRoom, CodeRoomTooLong, CodeInvalidRoom, CodeNotJoined, CodeTooManyRooms,
 	CodeUnknownStream, CodeMissingStream, CodePresenceOff, CodeInvalidUserID, CodeInfoTooLarge, CodeForbidden,
-	CodeRateLimited, CodeNotDurable, CodeUnauthenticated, CodeTokenExpired,
+	CodeRateLimited, CodeNotDurable, CodeUnauthenticated, CodeTokenExpired, CodeOverloaded,
 	"other",
 }
 

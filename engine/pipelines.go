@@ -44,9 +44,12 @@ type pipeRT struct {
 	flow    *operators.Flow
 	p       *pipeline.Pipeline
 	input   *inputRunner // generator, file or stdin feeder; nil for streams
-	ck      *ckRT        // checkpointing (checkpoint.go); nil when off
-	retired atomic.Bool  // dropped by a reload or Close: its events are discarded
-	dropped atomic.Uint64
+	dropNew atomic.Bool  // input overflow: drop-newest (else block)
+	// overflowed counts the events drop-newest dropped.
+	overflowed atomic.Uint64
+	ck         *ckRT       // checkpointing (checkpoint.go); nil when off
+	retired    atomic.Bool // dropped by a reload or Close: its events are discarded
+	dropped    atomic.Uint64
 }
 
 // pipeExec runs pipelines' flows on one goroutine.
@@ -367,22 +370,32 @@ func (ls *loopState) event(s *session, env *protocol.Envelope) error {
 	if env.Producer != nil && env.HasPSeq {
 		producer = string(env.Producer)
 	}
-	for _, rt := range rts {
+	for i, rt := range rts {
 		ev := pipeline.NewEvent(rt.stream, data, now)
 		ev.ID, ev.Origin = id, s
-		r := rt.exec.in[ls.index]
-		for !r.TryPush(pipeIn{rt: rt, ev: ev, producer: producer, pseq: env.PSeq}) {
-			if ls.e.closing.Load() {
-				return nil
+		pi := pipeIn{rt: rt, ev: ev, producer: producer, pseq: env.PSeq}
+		if !rt.exec.in[ls.index].TryPush(pi) {
+			if rt.dropNew.Load() { // overflow: drop-newest
+				rt.overflowed.Add(1)
+				ls.replyError(s, env.ID, errOverloaded)
+				continue
 			}
-			ls.drainOuts()
-			ls.e.yield()
+			// overflow: block — this producer waits: its socket is read
+			// no further until the pipelines take the event.
+			ls.hold(s, pi, rts[i+1:])
+			break
 		}
 		rt.exec.notify()
 	}
 	ls.counters.events.Add(1)
 	return nil
 }
+
+// CodeOverloaded answers an event a full pipeline queue dropped
+// (input overflow: drop-newest).
+const CodeOverloaded = "overloaded"
+
+var errOverloaded = &protocol.Error{Code: CodeOverloaded, Message: "the pipeline's queue is full (input overflow: drop-newest): event dropped"}
 
 // Ingest feeds data (one JSON value) to the pipelines reading stream, as
 // an `event` without a sender would (a `reply` output skips it). It waits
@@ -517,6 +530,7 @@ func (e *Engine) applyPipelines(specs []pipeline.Spec) error {
 			}
 			rt.p = p
 			rt.stream, rt.streamB = spec.Input.Stream, []byte(spec.Input.Stream)
+			rt.dropNew.Store(spec.Input.Overflow == "drop-newest")
 			if fresh {
 				rt.exec.pipes = append(rt.exec.pipes, rt)
 			}

@@ -116,8 +116,8 @@ func (ls *loopState) resumeFlows() {
 		if s.closed {
 			continue
 		}
-		ready := true
-		if r := cfg.MaxMessagesPerSecond; r > 0 {
+		ready := s.held == nil // a producer waiting for a pipeline stays paused
+		if r := cfg.MaxMessagesPerSecond; ready && r > 0 {
 			s.msgBucket.take(now, r, 0)
 			ready = s.msgBucket.tokens >= r*0.9
 		}

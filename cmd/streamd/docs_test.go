@@ -46,7 +46,7 @@ func yamlBlocks(t *testing.T, path string) (blocks []string, lines []int) {
 // examples are also run event by event in pipeline/docs_test.go.
 func TestDocsConfigsLoadAndRun(t *testing.T) {
 	total := 0
-	paths := []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md", "../../docs/durability.md", "../../docs/security.md"}
+	paths := []string{"../../README.md", "../../docs/configuration.md", "../../docs/pipelines.md", "../../docs/presence.md", "../../docs/observability.md", "../../docs/durability.md", "../../docs/security.md", "../../docs/backpressure.md"}
 	abs := map[string]string{}
 	for _, p := range paths {
 		a, err := filepath.Abs(p)
