@@ -30,7 +30,10 @@ func deflateMessage(t *testing.T, p []byte) []byte {
 // connected at the same time keeps being served, over plain TCP and over
 // TLS alike (netpoll/split_test.go has the unit-level version).
 func TestDecompressionBombClosed1009(t *testing.T) {
-	te := startTLSEngine(t, func(c *Config) { c.MaxMessageSize = 64 << 10 })
+	te := startTLSEngine(t, func(c *Config) {
+		c.MaxMessageSize = 64 << 10
+		c.MetricsInterval = -1 // no $sys.metrics publishes: Stats.Published counts only the test's
+	})
 	cfg := testcert.ClientConfig(te.pair)
 	// 16 MiB of a valid JSON publish, compressed to about 16 KiB.
 	body := append([]byte(`{"type":"publish","room":"bomb","data":"`), bytes.Repeat([]byte("A"), 16<<20)...)
