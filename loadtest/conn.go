@@ -36,6 +36,13 @@ type lconn struct {
 	room    string // the room it joined
 	lastSeq int64  // storm: last seq seen in its room
 	sent    int64  // messages this connection published
+	joinSeq int64  // the room's seq in the joined answer (-1: unknown)
+
+	// fanout --slow-read: a slow consumer that reads readRate bytes per
+	// second (budget carries what it may read now); 0: reads at once.
+	readRate int64
+	budget   float64
+	acct     *seqAcct // seq accounting (fanout --count): nil: none
 }
 
 // buildPublish makes a masked client frame publishing about size bytes of
@@ -67,14 +74,17 @@ func buildTimed(head string, size int) (frame []byte, tOff int) {
 
 // appendClientFrame appends a masked text frame with a zero mask key (the
 // XOR is the identity; RFC 6455 only requires the mask bit to be set).
-func appendClientFrame(dst, p []byte) []byte {
+func appendClientFrame(dst, p []byte) []byte { return appendClientFrameOp(dst, 0x1, p) }
+
+// appendClientFrameOp appends a masked final frame of opcode op.
+func appendClientFrameOp(dst []byte, op byte, p []byte) []byte {
 	switch n := len(p); {
 	case n < 126:
-		dst = append(dst, 0x81, 0x80|byte(n))
+		dst = append(dst, 0x80|op, 0x80|byte(n))
 	case n <= 0xFFFF:
-		dst = append(dst, 0x81, 0x80|126, byte(n>>8), byte(n))
+		dst = append(dst, 0x80|op, 0x80|126, byte(n>>8), byte(n))
 	default:
-		dst = append(dst, 0x81, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+		dst = append(dst, 0x80|op, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	dst = append(dst, 0, 0, 0, 0)
 	return append(dst, p...)
@@ -116,6 +126,7 @@ type dialOptions struct {
 	source     string // local IP, "" for any
 	room       string // joined after the welcome; "" joins nothing
 	since      int64  // join with since (≥ 0), or -1
+	rcvbuf     int    // SO_RCVBUF before connecting (0: the system's, autotuned)
 	timeout    time.Duration
 	tls        *tls.Config // wss: TLS terminated in front of the worker (tls.go); nil: plain
 }
@@ -133,13 +144,22 @@ func dial(ctx context.Context, o dialOptions) (*lconn, error) {
 	d := net.Dialer{Timeout: o.timeout}
 	if o.source != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(o.source)}
-		// Let connect pick the port for the whole 4-tuple (bind alone
-		// would pick one without reusing TIME_WAIT ports: after a few
-		// 10,000-connection runs, "address already in use").
+	}
+	if o.source != "" || o.rcvbuf > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+				if o.source != "" {
+					// Let connect pick the port for the whole 4-tuple (bind
+					// alone would pick one without reusing TIME_WAIT ports:
+					// after a few 10,000-connection runs, "address already
+					// in use").
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+				}
+				if serr == nil && o.rcvbuf > 0 {
+					// Before connect, so the window it advertises fits.
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, o.rcvbuf)
+				}
 			})
 			if err != nil {
 				return err
@@ -185,6 +205,7 @@ func dial(ctx context.Context, o dialOptions) (*lconn, error) {
 	if _, err := readServerFrame(tc); err != nil { // welcome
 		return fail(err)
 	}
+	joinSeq := int64(-1)
 	if o.room != "" {
 		join := `{"type":"join","room":` + strconv.Quote(o.room)
 		if o.since >= 0 {
@@ -200,6 +221,9 @@ func dial(ctx context.Context, o dialOptions) (*lconn, error) {
 				return fail(err)
 			}
 			if bytes.Contains(p, []byte(`"joined"`)) {
+				if v, ok := jsonInt(p, seqMarker); ok {
+					joinSeq = v
+				}
 				break
 			}
 			if bytes.Contains(p, []byte(`"error"`)) {
@@ -223,7 +247,25 @@ func dial(ctx context.Context, o dialOptions) (*lconn, error) {
 		unix.Close(fd)
 		return nil, err
 	}
-	return &lconn{fd: fd}, nil
+	return &lconn{fd: fd, joinSeq: joinSeq}, nil
+}
+
+// jsonInt reads the unsigned integer after key (such as `"seq":`) in p.
+func jsonInt(p, key []byte) (int64, bool) {
+	i := bytes.Index(p, key)
+	if i < 0 {
+		return 0, false
+	}
+	var v int64
+	n := 0
+	for _, d := range p[i+len(key):] {
+		if d < '0' || d > '9' {
+			break
+		}
+		v = v*10 + int64(d-'0')
+		n++
+	}
+	return v, n > 0
 }
 
 // readServerFrame reads one unmasked server frame from a blocking reader.

@@ -25,4 +25,16 @@
 // with since, counting gaps), ramp (the highest rate under a p99 bound) and
 // idle (RSS per connection). Everything talks to loopback only and is
 // bounded in time.
+//
+// Backpressure (bench/backpressure.sh): echo with flooders (Options.Flood,
+// flood.go) and the fairness scenario that alternates echo without and
+// with them (fairness.go); flow, a producer that honours flow control
+// flooding from a full bucket (flowonset.go); stall, a subscriber that
+// stops reading in a room with a drop-oldest policy (stall.go); fanout
+// with subscribers that read at a bounded byte rate (Options.SlowRead)
+// and an exact account of every subscriber's seqs, gap notices included
+// (Options.Count, account.go); the engine's own counters from its admin
+// port (Options.Admin, admin.go); and the server's RSS every second with
+// a least-squares slope (rss.go). Workers answer the server's pings, so a
+// subscriber that only reads is not closed as idle after idle_timeout.
 package loadtest

@@ -45,6 +45,7 @@ type Result struct {
 	GenLimited      bool    `json:"gen_limited"`
 	GenLimitedWhy   string  `json:"gen_limited_why,omitempty"`
 	ConnectFailures int     `json:"connect_failures,omitempty"`
+	LoadAvg1m       float64 `json:"load_avg_1m"`             // the machine's 1-minute load average when the run began
 	ErrorAnswers    int64   `json:"error_answers,omitempty"` // `error` frames the server sent
 	FirstError      string  `json:"first_error,omitempty"`
 
@@ -56,6 +57,17 @@ type Result struct {
 	Duplicates        int64   `json:"duplicates,omitempty"`
 	Unrecovered       int64   `json:"unrecovered,omitempty"`
 	Notes             string  `json:"notes,omitempty"`
+
+	// fanout --count / --slow-read: every subscriber's seqs, counted.
+	Seqs *SeqReport `json:"seqs,omitempty"`
+	// echo --flood: what the flooders sent and what the server took.
+	Flood *FloodResult `json:"flood,omitempty"`
+	// --admin: the engine's counters over the run (after − before).
+	Engine *EngineCounters `json:"engine,omitempty"`
+	// --pid: the server's RSS once a second (T from the window's start)
+	// and its summary over the window.
+	ServerRSS []RSSSample `json:"server_rss,omitempty"`
+	RSS       *RSSSummary `json:"rss,omitempty"`
 
 	hist *hdrhistogram.Histogram
 }
@@ -92,6 +104,31 @@ func (r *Result) Summary() string {
 		r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
 	if r.ServerCPUs > 0 || r.ServerPeakRSS > 0 {
 		fmt.Fprintf(&b, "  server: %.2f CPU s, peak RSS %d KiB\n", r.ServerCPUs, r.ServerPeakRSS)
+	}
+	if s := r.RSS; s != nil {
+		fmt.Fprintf(&b, "  server RSS over the window: start %.1f MiB, end %.1f MiB, max %.1f MiB; slope %+.3f MiB/min over the last %.0f s (%d samples, rms %.2f MiB)\n",
+			s.StartMiB, s.EndMiB, s.MaxMiB, s.SlopeMiBPerMin, s.FitSeconds, s.FitSamples, s.FitRMSMiB)
+		if s.HeapMaxMiB > 0 {
+			fmt.Fprintf(&b, "  server Go heap in use (admin): floor %.1f MiB in the window's first %.0f s, %.1f MiB in its last; max %.1f MiB\n",
+				s.HeapFloorStartMiB, min(20, r.DurationS/3), s.HeapFloorEndMiB, s.HeapMaxMiB)
+		}
+	}
+	if q := r.Seqs; q != nil {
+		fmt.Fprintf(&b, "  seqs: %d published; fast %d/%d complete (delivered %d, gapped %d, dups %d, unannounced %d, closed %d); slow %d/%d complete (delivered %d + gapped %d in %d gap notices, dups %d, unannounced %d, misplaced %d, closed %d)\n",
+			q.Published, q.Fast.Complete, q.Fast.Members, q.Fast.Delivered, q.Fast.Gapped, q.Fast.Dups, q.Fast.Unannounced, q.Fast.Closed,
+			q.Slow.Complete, q.Slow.Members, q.Slow.Delivered, q.Slow.Gapped, q.Slow.GapNotices, q.Slow.Dups, q.Slow.Unannounced, q.Slow.Misplaced, q.Slow.Closed)
+		if q.DropsMatch != nil {
+			fmt.Fprintf(&b, "  engine backpressure_dropped %d, gap_notices %d: equal to the members' count: %v; every seq accounted for: %v\n",
+				*q.EngineDropped, *q.EngineGapNotices, *q.DropsMatch, q.Exact())
+		}
+	}
+	if f := r.Flood; f != nil {
+		fmt.Fprintf(&b, "  flood (%d conn, own room, %.1f s): sent %d (%.0f/s), accepted %d (%.0f/s), rate_limited %d; %d rate_limited answers, %d pauses; counts final: %v\n",
+			f.Conns, f.Seconds, f.Sent, f.SentPerS, f.Accepted, f.AcceptedPerS, f.RateLimited, f.LimitedAnswers, f.Pauses, f.Exact)
+	}
+	if e := r.Engine; e != nil {
+		fmt.Fprintf(&b, "  engine (admin, over the run): received %d, published %d, delivered %d, rate_limited %d, backpressure_dropped %d, gap_notices %d, backpressure_disconnects %d, slow_consumer_drops %d, idle_timeouts %d, flow_pauses %d\n",
+			e.Received, e.Published, e.Delivered, e.RateLimited, e.BackpressureDropped, e.GapNotices, e.BackpressureDisconnects, e.SlowConsumerDrops, e.IdleTimeouts, e.FlowPauses)
 	}
 	fmt.Fprintf(&b, "  generator: %.2f cores, %d sends more than 1 ms late", r.GenCPUCores, r.LateSends)
 	if r.ErrorAnswers > 0 {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a run. Zero fields take the defaults named.
@@ -27,6 +29,11 @@ type Options struct {
 	Subscribers int     // fanout: members of the one room; default 10,000
 	Publishers  int     // fanout: connections that publish (not members); default 1
 	Slow        int     // fanout: subscribers that never read (slow consumers)
+	SlowRead    int64   // fanout: the Slow subscribers read this many bytes per second instead of never (until the window ends, then at once)
+	Count       bool    // fanout: account for every subscriber's seqs, gap notices included (SeqReport); on with SlowRead
+	Flood       int     // echo: flooders besides the echo clients (flood.go): each publishes as fast as the server reads, in its own room
+	FloodSched  string  // echo: the flooders' threads' scheduling: "idle" (default, SCHED_IDLE: they use what the measuring worker leaves), "nice" (nice 19) or "normal"
+	Admin       string  // the engine's admin HOST:PORT (loopback): its counters before and after, in Result.Engine
 	Stream      string  // pipeline: the stream events feed; default "load"
 	Rooms       int     // storm: rooms (one publisher each); default 100
 	DropShare   float64 // storm: share of subscribers dropped mid-run; default 0.3
@@ -86,6 +93,12 @@ func (o *Options) defaults() error {
 		if o.Slow >= o.Subscribers {
 			return fmt.Errorf("loadtest: --slow %d must be below --subs %d", o.Slow, o.Subscribers)
 		}
+		if o.SlowRead < 0 || (o.SlowRead > 0 && o.SlowRead < 1024) {
+			return fmt.Errorf("loadtest: --slow-read %d: want at least 1024 bytes/s (0: slow subscribers never read)", o.SlowRead)
+		}
+		if o.SlowRead > 0 {
+			o.Count = true
+		}
 		o.Conns = o.Subscribers + o.Publishers
 	case "storm":
 		if o.Subscribers == 0 {
@@ -107,6 +120,24 @@ func (o *Options) defaults() error {
 		o.Conns = o.Subscribers + o.Rooms
 	default:
 		return fmt.Errorf("loadtest: unknown scenario %q (echo, pipeline, fanout, storm)", o.Scenario)
+	}
+	if o.Scenario != "fanout" && (o.SlowRead != 0 || o.Count) {
+		return errors.New("loadtest: --slow-read and --count apply to fanout")
+	}
+	if o.Flood < 0 || o.Flood > 64 || (o.Flood > 0 && o.Scenario != "echo") {
+		return fmt.Errorf("loadtest: --flood %d: want 0..64 flooders, with echo", o.Flood)
+	}
+	switch o.FloodSched {
+	case "":
+		o.FloodSched = "idle"
+	case "idle", "nice", "normal":
+	default:
+		return fmt.Errorf("loadtest: --flood-sched %q: want idle, nice or normal", o.FloodSched)
+	}
+	if o.Admin != "" {
+		if err := checkLoopback("--admin", o.Admin); err != nil {
+			return err
+		}
 	}
 	if o.Rate <= 0 || o.Rate > 5e6 {
 		return fmt.Errorf("loadtest: --rate %v: want 0 < rate ≤ 5,000,000", o.Rate)
@@ -167,6 +198,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		workers[i] = w
 	}
 	res := &Result{Scenario: o.Scenario, Server: o.Label, Conns: o.Conns, Rate: o.Rate, DurationS: o.Duration.Seconds(), Burst: o.Burst}
+	res.LoadAvg1m, _ = LoadAverage()
 	fan := int64(1)
 	switch o.Scenario {
 	case "fanout":
@@ -250,7 +282,20 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			if j.sub {
 				c.room, c.sub = j.room, true
 			}
-			c.silent = o.Scenario == "fanout" && j.sub && j.i < o.Slow
+			slow := o.Scenario == "fanout" && j.sub && j.i < o.Slow
+			c.silent = slow && o.SlowRead == 0
+			if slow && o.SlowRead > 0 {
+				c.readRate = o.SlowRead
+			}
+			if o.Count && j.sub && !c.silent {
+				if c.joinSeq < 0 {
+					if firstErr == nil {
+						firstErr = errors.New("loadtest: --count: the joined answer carried no seq")
+					}
+					res.ConnectFailures++
+				}
+				c.acct = &seqAcct{base: c.joinSeq, covered: c.joinSeq}
+			}
 			w := workers[j.i%len(workers)]
 			if err := w.add(c); err != nil && firstErr == nil {
 				firstErr = err
@@ -267,9 +312,41 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if res.ConnectFailures > 0 {
 		return nil, fmt.Errorf("loadtest: %d of %d connections failed; first: %w", res.ConnectFailures, o.Conns, firstErr)
 	}
+	var flooders []*flooder
+	for i := 0; i < o.Flood; i++ {
+		room := "load.flood." + strconv.Itoa(i)
+		c, err := dial(ctx, dialOptions{addr: o.Addr, path: o.Path, source: o.Sources[i%len(o.Sources)], room: room, since: -1, timeout: 15 * time.Second, tls: o.TLS})
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: flooder: %w", err)
+		}
+		f := newFlooder(c, room, o.Size)
+		defer unix.Close(f.fd)
+		flooders = append(flooders, f)
+	}
+	if len(flooders) > 0 {
+		// Flooders run on threads of their own: Ps for them, so that the
+		// measuring worker never waits for a P behind a flooder.
+		prev := runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(prev + 2*len(flooders))
+		defer runtime.GOMAXPROCS(prev)
+	}
+	var engine0 EngineCounters
+	if o.Admin != "" {
+		var err error
+		if engine0, err = ReadEngineCounters(ctx, o.Admin); err != nil {
+			return nil, err
+		}
+	}
 
-	// The schedule: each worker sends its share of the rate, phases spread.
-	nw := int64(len(workers))
+	// The schedule: each worker that has senders sends its share of the
+	// rate (fewer publishers than workers: only theirs), phases spread.
+	nw := int64(0)
+	for _, w := range workers {
+		if len(w.senders) > 0 {
+			nw++
+		}
+	}
+	nw = max(nw, 1)
 	interval := int64(float64(time.Second) * float64(nw) * float64(o.Burst) / o.Rate)
 	if interval < 1 {
 		interval = 1
@@ -277,11 +354,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	start := now() + int64(100*time.Millisecond)
 	warmEnd := start + int64(o.Warmup)
 	stopAt := warmEnd + int64(o.Duration)
-	for i, w := range workers {
+	phase := int64(0)
+	for _, w := range workers {
+		w.t0 = start
 		if len(w.senders) > 0 {
 			w.interval = interval
+			w.t0 = start + phase*interval/nw
+			phase++
 		}
-		w.t0 = start + int64(i)*interval/nw
 		w.burst = o.Burst
 		w.warmEnd, w.stopAt = warmEnd, stopAt
 	}
@@ -306,6 +386,36 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		runWG.Add(1)
 		go func(w *worker) { defer runWG.Done(); w.run(until) }(w)
 	}
+	var floodWG, floodReadWG sync.WaitGroup
+	for _, f := range flooders {
+		floodWG.Add(1)
+		floodReadWG.Add(1)
+		go func(f *flooder) { defer floodWG.Done(); f.flood(start, stopAt, o.FloodSched) }(f)
+		go func(f *flooder) { defer floodReadWG.Done(); f.read() }(f)
+	}
+	stopFlood := func() {
+		for _, f := range flooders {
+			f.quit.Store(true)
+		}
+		floodWG.Wait()
+		floodReadWG.Wait()
+	}
+	defer stopFlood()
+	published := func() int64 {
+		var s int64
+		for _, w := range workers {
+			s += w.sent.Load()
+		}
+		return s
+	}
+	acctSettled := func() bool {
+		for _, w := range workers {
+			if w.acctPending.Load() != 0 {
+				return false
+			}
+		}
+		return true
+	}
 	done := make(chan struct{})
 	go func() { runWG.Wait(); close(done) }()
 
@@ -329,6 +439,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, ctx.Err()
 		case <-tick.C:
 			t := now()
+			if o.PID > 0 {
+				if kib, err := ProcessRSSKiB(o.PID); err == nil {
+					smp := RSSSample{T: float64(t-warmEnd) / 1e9, KiB: kib}
+					if o.Admin != "" {
+						if heap, err := ReadEngineHeap(ctx, o.Admin); err == nil {
+							smp.HeapKiB = heap >> 10
+						}
+					}
+					res.ServerRSS = append(res.ServerRSS, smp)
+				}
+			}
+			if o.Count && t >= stopAt {
+				p := published()
+				for _, w := range workers {
+					w.acctTarget.Store(p)
+				}
+			}
 			if !measuring && t >= warmEnd {
 				measuring = true
 				cpu0, wall0 = selfCPU(), t
@@ -340,7 +467,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				stormed = true
 				go storm(ctx, o, workers, res)
 			}
-			if measuring && res.GenCPUCores == 0 && t >= stopAt {
+			if measuring && res.GenCPUCores == 0 && t >= stopAt && t > wall0 {
 				res.GenCPUCores = float64(selfCPU()-cpu0) / float64(t-wall0)
 				if o.PID > 0 {
 					s1, _ := ProcessCPU(o.PID)
@@ -365,7 +492,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					phase, float64(t-start)/1e9, sent-lastSent, recv-lastRecv, float64(p99)/1000)
 			}
 			lastSent, lastRecv = sent, recv
-			if t >= stopAt && received() >= expected() {
+			if t >= stopAt && received() >= expected() && (!o.Count || acctSettled()) {
 				for _, w := range workers {
 					w.quit.Store(true)
 				}
@@ -396,6 +523,46 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.fill(h)
+	if o.Count {
+		res.Seqs = seqReport(workers)
+	}
+	if len(flooders) > 0 {
+		floodWG.Wait()
+		// The end markers: once each is back, every flood message was
+		// accepted (echoed) or dropped by the rate limit.
+		wait := time.Duration(stopAt + int64(1100*time.Millisecond) - now())
+		for _, f := range flooders {
+			go f.finish(max(wait, 0))
+		}
+		deadline := time.Now().Add(wait + 5*time.Second)
+		for time.Now().Before(deadline) {
+			back := true
+			for _, f := range flooders {
+				back = back && f.markerBack.Load()
+			}
+			if back {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		stopFlood()
+		res.Flood = floodResult(flooders)
+	}
+	if o.Admin != "" {
+		e1, err := ReadEngineCounters(ctx, o.Admin)
+		if err != nil {
+			return res, err
+		}
+		d := e1.Sub(engine0)
+		res.Engine = &d
+		if q := res.Seqs; q != nil {
+			match := d.BackpressureDropped == uint64(q.Fast.Gapped+q.Slow.Gapped) && d.GapNotices == uint64(q.Fast.GapNotices+q.Slow.GapNotices)
+			q.EngineDropped, q.EngineGapNotices, q.DropsMatch = &d.BackpressureDropped, &d.GapNotices, &match
+		}
+	}
+	if o.PID > 0 {
+		res.RSS = summarizeRSS(res.ServerRSS, o.Duration.Seconds(), 50)
+	}
 	if o.PID > 0 {
 		res.ServerPeakRSS, _ = ProcessPeakRSSKiB(o.PID)
 	}

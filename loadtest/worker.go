@@ -40,6 +40,14 @@ type worker struct {
 	readBuf []byte
 	touched []*lconn
 
+	// fanout --slow-read: subscribers read at a bounded byte rate (until
+	// stopAt, then at once); --count: every subscriber's seqs accounted.
+	slow        []*lconn
+	slowLast    int64
+	acctTarget  atomic.Int64 // seqs the room will have had (-1: not known yet)
+	acctPending atomic.Int64 // members not yet covered up to it (-1: not checked)
+	acctChecked int64
+
 	// storm scenario: sequence tracking, drops and reconnects.
 	trackSeq     bool
 	incoming     chan *lconn  // reconnected connections to adopt
@@ -68,6 +76,8 @@ func newWorker(tick time.Duration) (*worker, error) {
 	}
 	w := &worker{epfd: epfd, tfd: tfd, byFD: make(map[int]*lconn), tick: tick,
 		hist: newHistogram(), interval1s: newHistogram(), readBuf: make([]byte, 256<<10)}
+	w.acctTarget.Store(-1)
+	w.acctPending.Store(-1)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, tfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(tfd)}); err != nil {
 		w.close()
 		return nil, err
@@ -79,6 +89,10 @@ func (w *worker) add(c *lconn) error {
 	w.byFD[c.fd] = c
 	if c.silent {
 		return nil // a slow consumer is never read
+	}
+	if c.readRate > 0 {
+		w.slow = append(w.slow, c) // read by readSlow, at its pace
+		return nil
 	}
 	return unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
 }
@@ -107,6 +121,13 @@ func (w *worker) run(until int64) {
 		w.sendDue(t)
 		if w.trackSeq {
 			w.storm()
+		}
+		if len(w.slow) > 0 {
+			w.readSlow(t)
+		}
+		if w.acctTarget.Load() >= 0 && t-w.acctChecked > int64(time.Millisecond) {
+			w.acctChecked = t
+			w.checkAccounts()
 		}
 		n, err := unix.EpollWait(w.epfd, events, 100)
 		if err != nil && err != unix.EINTR {
@@ -186,7 +207,7 @@ func (w *worker) flush(c *lconn) {
 			if !c.wantOut {
 				c.wantOut = true
 				ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP, Fd: int32(c.fd)}
-				if c.silent {
+				if c.silent || c.readRate > 0 { // not in the epoll set for reading
 					ev.Events = unix.EPOLLOUT
 					_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 				} else {
@@ -203,7 +224,7 @@ func (w *worker) flush(c *lconn) {
 	if c.wantOut { // all written: stop asking for EPOLLOUT
 		c.wantOut = false
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)}
-		if c.silent {
+		if c.silent || c.readRate > 0 { // not in the epoll set for reading
 			_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 		} else {
 			_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev)
@@ -266,14 +287,38 @@ func (w *worker) frames(c *lconn, b []byte, t int64) []byte {
 		if len(b) < hl+n {
 			return b
 		}
-		w.message(c, b[hl:hl+n], t)
+		if b[0]&0x0F == opPing {
+			w.pong(c, b[hl:hl+n])
+		} else {
+			w.message(c, b[hl:hl+n], t)
+		}
 		b = b[hl+n:]
 	}
 	return b
 }
 
+const (
+	opPing = 0x9
+	opPong = 0xA
+)
+
+// pong answers a server ping (the server pings a connection that has
+// been silent for heartbeat_interval and closes it after idle_timeout, 55
+// s by default: a subscriber only reads, so without pongs it is closed
+// as dead).
+func (w *worker) pong(c *lconn, p []byte) {
+	if c.closed {
+		return
+	}
+	c.out = appendClientFrameOp(c.out, opPong, p)
+	w.flush(c)
+}
+
 // message records the latency of one `message` frame.
 func (w *worker) message(c *lconn, p []byte, t int64) {
+	if c.acct != nil && c.acct.frame(p) && c.readRate > 0 {
+		return // a slow reader's messages are counted, not timed
+	}
 	if !bytes.HasPrefix(p, msgPrefix) && !bytes.HasPrefix(p, resultPrefix) {
 		switch {
 		case bytes.HasPrefix(p, errorPrefix):
@@ -309,6 +354,70 @@ func (w *worker) message(c *lconn, p []byte, t int64) {
 	}
 	_ = w.hist.RecordValue(us)
 	_ = w.interval1s.RecordValue(us)
+}
+
+// readSlow reads each slow subscriber at its byte rate (at least 1 KiB
+// at a time, at most 100 ms of its rate saved up); from stopAt on, it
+// reads them at once, so the run can account for every seq.
+func (w *worker) readSlow(t int64) {
+	dt := t - w.slowLast
+	if w.slowLast == 0 {
+		dt = 0
+	}
+	w.slowLast = t
+	catchUp := t >= w.stopAt
+	for _, c := range w.slow {
+		if c.closed {
+			continue
+		}
+		if catchUp {
+			w.read(c, t)
+			continue
+		}
+		c.budget = min(c.budget+float64(c.readRate)*float64(dt)/1e9, float64(c.readRate)/10+1024)
+		n := min(int(c.budget), len(w.readBuf))
+		if n < 1024 {
+			continue
+		}
+		c.budget -= float64(w.readSome(c, t, n))
+	}
+}
+
+// readSome makes one read of at most n bytes from c and handles the
+// frames it completes; it returns the bytes read.
+func (w *worker) readSome(c *lconn, t int64, n int) int {
+	got, err := unix.Read(c.fd, w.readBuf[:n])
+	if got > 0 {
+		data := w.readBuf[:got]
+		if len(c.in) > 0 {
+			c.in = append(c.in, data...)
+			data = c.in
+		}
+		rest := w.frames(c, data, t)
+		if len(rest) > 0 {
+			c.in = append(c.in[:0], rest...)
+		} else {
+			c.in = c.in[:0]
+		}
+		return got
+	}
+	if err != unix.EAGAIN && err != unix.EINTR {
+		w.drop(c) // EOF or error
+	}
+	return 0
+}
+
+// checkAccounts counts the accounted members not yet covered up to the
+// room's final seq (acctTarget seqs after each one's join).
+func (w *worker) checkAccounts() {
+	target := w.acctTarget.Load()
+	n := int64(0)
+	for _, c := range w.byFD {
+		if c.acct != nil && !c.closed && c.acct.covered < c.acct.base+target {
+			n++
+		}
+	}
+	w.acctPending.Store(n)
 }
 
 // rollSecond publishes the last second's p99 for the progress line.

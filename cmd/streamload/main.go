@@ -6,6 +6,16 @@
 //	streamload storm  [--subs 1000] [--rooms 100] [--rate 1000] [--drop 0.3] [flags]   drop a share of subscribers mid-run; they re-join with since; count what was lost
 //	streamload ramp   [--of echo|fanout] [--start 10000] [--factor 1.25] [--p99 10ms] [flags]   the highest rate whose p99 stays under the bound
 //	streamload idle   [--conns 10000] [--rooms 100] [--hold 5s] [--pid PID]   joined, silent connections; server RSS per connection
+//	streamload fairness [echo flags] [--flood 1] [--repeat 3] [--out DIR]   echo without and with a flooder, alternated; medians and ratios
+//	streamload flow   --limit R [--onsets 10] [--admin HOST:PORT]   a producer that honours flow control floods: crossing → pause, in flight, resume
+//	streamload stall  [--rate 2000] [--size 1024] [--onsets 7] [--rcvbuf 0]   a subscriber stops reading: stop → the room's policy applied
+//
+// Backpressure flags (bench/backpressure.sh): echo --flood N (flooders in
+// rooms of their own, publishing as fast as the server reads), fanout
+// --slow-read BYTES (slow subscribers read that many bytes per second
+// instead of never) and --count (every subscriber's seqs accounted, gap
+// notices included), --admin HOST:PORT (the engine's counters before and
+// after); with --pid the server's RSS is sampled every second.
 //
 // Sends follow a fixed schedule at --rate messages per second in total;
 // latency is measured from each message's scheduled send time, so the
@@ -37,7 +47,7 @@ import (
 )
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: streamload echo|fanout|idle [flags]   (streamload SCENARIO -h for the flags)")
+	fmt.Fprintln(os.Stderr, "usage: streamload echo|pipeline|fanout|storm|ramp|idle|fairness|flow|stall [flags]   (streamload SCENARIO -h for the flags)")
 	os.Exit(2)
 }
 
@@ -50,6 +60,12 @@ func main() {
 	switch os.Args[1] {
 	case "echo", "pipeline", "fanout", "storm":
 		os.Exit(runScenario(ctx, os.Args[1], os.Args[2:]))
+	case "fairness":
+		os.Exit(runFairness(ctx, os.Args[2:]))
+	case "flow":
+		os.Exit(runFlow(ctx, os.Args[2:]))
+	case "stall":
+		os.Exit(runStall(ctx, os.Args[2:]))
 	case "ramp":
 		os.Exit(runRamp(ctx, os.Args[2:]))
 	case "idle":
@@ -99,7 +115,12 @@ func scenarioFlags(fs *flag.FlagSet, o *loadtest.Options, sources *string) {
 	fs.IntVar(&o.Conns, "conns", 0, "echo: connections, each in its own room (default 1000)")
 	fs.IntVar(&o.Subscribers, "subs", 0, "fanout: subscribers of the one room (default 10000)")
 	fs.IntVar(&o.Publishers, "pubs", 0, "fanout: publishing connections (default 1)")
-	fs.IntVar(&o.Slow, "slow", 0, "fanout: subscribers that never read")
+	fs.IntVar(&o.Slow, "slow", 0, "fanout: subscribers that never read (with --slow-read: that read slowly)")
+	fs.Int64Var(&o.SlowRead, "slow-read", 0, "fanout: the --slow subscribers read this many `BYTES` per second (then everything once the window ends) instead of never; implies --count")
+	fs.BoolVar(&o.Count, "count", false, "fanout: account for every subscriber's seqs (delivered or in a gap notice, once, in order)")
+	fs.IntVar(&o.Flood, "flood", 0, "echo: flooders besides the echo clients, each publishing as fast as the server reads into a room of its own")
+	fs.StringVar(&o.FloodSched, "flood-sched", "idle", "echo: the flooders' threads' scheduling: idle (SCHED_IDLE: what the measuring worker leaves), nice (nice 19) or normal")
+	fs.StringVar(&o.Admin, "admin", "", "the engine's admin `HOST:PORT` (loopback): its counters before and after the run")
 	fs.StringVar(&o.Stream, "stream", "", "pipeline: stream the events feed (default load)")
 	fs.IntVar(&o.Rooms, "rooms", 0, "storm: rooms, one publisher each (default 100)")
 	fs.Float64Var(&o.DropShare, "drop", 0, "storm: share of subscribers dropped at once a third into the window (default 0.3)")
@@ -170,6 +191,14 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "streamload:", err)
 		return 1
+	}
+	if q := res.Seqs; q != nil && (!q.Exact() || (q.DropsMatch != nil && !*q.DropsMatch)) {
+		fmt.Fprintln(os.Stderr, "streamload: --count: not every seq was accounted for, or the engine's drops differ from the members' gaps")
+		return 3
+	}
+	if f := res.Flood; f != nil && !f.Exact {
+		fmt.Fprintln(os.Stderr, "streamload: --flood: an end marker did not come back: the flood counts are not final")
+		return 3
 	}
 	return 0
 }
@@ -253,6 +282,139 @@ func runRamp(ctx context.Context, args []string) int {
 			fmt.Fprintln(os.Stderr, "streamload:", err)
 			return 1
 		}
+	}
+	return 0
+}
+
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func runFairness(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("fairness", flag.ExitOnError)
+	fo := loadtest.FairnessOptions{Base: loadtest.Options{Scenario: "echo"}}
+	var sources, jsonPath string
+	scenarioFlags(fs, &fo.Base, &sources)
+	fs.IntVar(&fo.Repeat, "repeat", 3, "runs without and with the flooder(s), alternated")
+	fs.DurationVar(&fo.Pause, "pause", time.Second, "pause between runs")
+	fs.StringVar(&fo.OutDir, "out", "", "write each run's JSON and .hgrm (without.N, with.N) into this folder")
+	fs.Float64Var(&fo.MaxLoad, "max-load", 0, "before each run, wait until the 1-minute load average is below this (0: don't)")
+	fs.DurationVar(&fo.LoadWait, "load-wait", 10*time.Minute, "wait at most this long for --max-load")
+	fs.StringVar(&jsonPath, "json", "", "write every run, the medians and the ratios as JSON to this file")
+	var tf targetFlags
+	tf.register(fs)
+	_ = fs.Parse(args)
+	if sources != "" {
+		fo.Base.Sources = strings.Split(sources, ",")
+	}
+	var err error
+	if fo.Base.TLS, err = tf.apply(&fo.Base.Addr, &fo.Base.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
+	}
+	fo.Log = os.Stderr
+	res, err := loadtest.Fairness(ctx, fo)
+	if res != nil && len(res.Runs) > 0 {
+		fmt.Println(res.Table())
+		if jsonPath != "" {
+			if werr := writeJSONFile(jsonPath, res); werr != nil {
+				fmt.Fprintln(os.Stderr, "streamload:", werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	return 0
+}
+
+func runFlow(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("flow", flag.ExitOnError)
+	var o loadtest.FlowOptions
+	var jsonPath string
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
+	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
+	fs.Float64Var(&o.Limit, "limit", 0, "the engine's max_messages_per_second (required; the engine needs flow_control: true)")
+	fs.IntVar(&o.Onsets, "onsets", 10, "overload onsets")
+	fs.IntVar(&o.Size, "size", 64, "data bytes per message")
+	fs.DurationVar(&o.Idle, "idle", 1200*time.Millisecond, "silence before each onset (the bucket refills)")
+	fs.IntVar(&o.Batch, "batch", 1, "messages per write (the pause is checked between writes)")
+	fs.StringVar(&o.Admin, "admin", "", "the engine's admin `HOST:PORT` (loopback): flow_pauses and rate_limited over the run")
+	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
+	var tf targetFlags
+	tf.register(fs)
+	_ = fs.Parse(args)
+	var err error
+	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
+	}
+	o.Log = os.Stderr
+	res, err := loadtest.Flow(ctx, o)
+	if res != nil {
+		fmt.Println(res.Summary())
+		if jsonPath != "" {
+			if werr := writeJSONFile(jsonPath, res); werr != nil {
+				fmt.Fprintln(os.Stderr, "streamload:", werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	return 0
+}
+
+func runStall(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("stall", flag.ExitOnError)
+	var o loadtest.StallOptions
+	var jsonPath string
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
+	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
+	fs.Float64Var(&o.Rate, "rate", 2000, "publishes per second into the room")
+	fs.IntVar(&o.Size, "size", 1024, "data bytes per message")
+	fs.IntVar(&o.Onsets, "onsets", 7, "stops, each in a fresh room")
+	fs.DurationVar(&o.Before, "before", 300*time.Millisecond, "the subscriber reads this long before it stops")
+	fs.DurationVar(&o.Stall, "stall", time.Second, "how long it does not read")
+	fs.DurationVar(&o.After, "after", 200*time.Millisecond, "publishing goes on this long after it reads again")
+	fs.IntVar(&o.RcvBuf, "rcvbuf", 0, "the subscriber's SO_RCVBUF in `BYTES` (0: the system's, autotuned)")
+	fs.StringVar(&o.Room, "room", "load.stall", "room name prefix (the engine's drop-oldest policy must match it)")
+	fs.StringVar(&o.Admin, "admin", "", "the engine's admin `HOST:PORT` (loopback): backpressure_dropped over the run")
+	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
+	var tf targetFlags
+	tf.register(fs)
+	_ = fs.Parse(args)
+	var err error
+	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 2
+	}
+	o.Log = os.Stderr
+	res, err := loadtest.Stall(ctx, o)
+	if res != nil {
+		fmt.Println(res.Summary())
+		if jsonPath != "" {
+			if werr := writeJSONFile(jsonPath, res); werr != nil {
+				fmt.Fprintln(os.Stderr, "streamload:", werr)
+				return 1
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streamload:", err)
+		return 1
+	}
+	if !res.Exact || (res.Engine != nil && res.Engine.BackpressureDropped != uint64(res.Gapped)) {
+		fmt.Fprintln(os.Stderr, "streamload: stall: not every seq was accounted for, or the engine's drops differ from the gaps")
+		return 3
 	}
 	return 0
 }
