@@ -359,7 +359,7 @@ func (fr *flowRun) frameIn(p []byte) {
 			fr.tResume = fr.t
 		}
 	case bytes.HasPrefix(p, errorPrefix):
-		if bytes.Index(p, []byte(`"rate_limited"`)) >= 0 {
+		if bytes.Contains(p, []byte(`"rate_limited"`)) {
 			fr.limited++
 		}
 	}
