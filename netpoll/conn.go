@@ -35,7 +35,7 @@ type Conn struct {
 	clientTakeover bool
 	window         []byte // last ≤32 KiB inflated (only with client context takeover)
 	path           string
-	paused         bool // PauseReading: frames wait in the inbound buffer
+	paused         bool   // PauseReading: frames wait in the inbound buffer
 	authz          []byte // the upgrade's Authorization header, during Handler.OnOpen only
 
 	// message assembly: fragOp is the opcode of a fragmented message in
