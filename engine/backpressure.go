@@ -2,8 +2,10 @@ package engine
 
 import (
 	"fmt"
+	"net/url"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"streamd/pipeline"
@@ -131,28 +133,14 @@ func (c *Config) validateBackpressure() []error {
 // connection's own choice, over its rooms' (keep-latest needs a key: it
 // is not a connection choice).
 func (e *Engine) connBackpressure(uri string) (*bpPolicy, error) {
-	q := ""
-	for i := 0; i < len(uri); i++ {
-		if uri[i] == '?' {
-			q = uri[i+1:]
-			break
-		}
-	}
-	if q == "" {
+	if strings.IndexByte(uri, '?') < 0 {
 		return nil, nil
 	}
-	var name string
-	for len(q) > 0 {
-		kv := q
-		if i := indexByte(q, '&'); i >= 0 {
-			kv, q = q[:i], q[i+1:]
-		} else {
-			q = ""
-		}
-		if len(kv) > len("backpressure=") && kv[:len("backpressure=")] == "backpressure=" {
-			name = kv[len("backpressure="):]
-		}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return nil, nil // the upgrade's own checks judge the URI
 	}
+	name := u.Query().Get("backpressure")
 	if name == "" {
 		return nil, nil
 	}
@@ -162,15 +150,6 @@ func (e *Engine) connBackpressure(uri string) (*bpPolicy, error) {
 	bp := &bpPolicy{name: name}
 	bp.defaults(&e.cfg)
 	return bp, nil
-}
-
-func indexByte(s string, c byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // lagState is a lagging member's queue. Loop-only.
@@ -184,8 +163,9 @@ type lagState struct {
 }
 
 type lagItem struct {
-	r *room
-	m *Message
+	r   *room
+	m   *Message
+	key string // keep-latest: m's conflate key ("" when it has none)
 }
 
 type gapRange struct {
@@ -220,6 +200,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 		ls.lagging = append(ls.lagging, s)
 		ls.lagCount.Store(int32(len(ls.lagging)))
 	}
+	var key string // keep-latest only
 	switch lag.bp.name {
 	case BPDropNewest:
 		if lag.len() >= lag.bp.maxPending {
@@ -241,18 +222,16 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 			return true
 		}
 	case BPKeepLatest:
-		if key, ok := conflateKey(m, lag.bp.conflateKey); ok {
+		key, _ = conflateKey(m, lag.bp.conflateKey)
+		if key != "" {
 			for i := lag.head; i < len(lag.q); i++ {
-				it := &lag.q[i]
-				if it.r == r {
-					if k, ok := conflateKey(it.m, lag.bp.conflateKey); ok && k == key {
-						ls.dropped(lag, r, it.m)
-						it.m.release()
-						copy(lag.q[i:], lag.q[i+1:])
-						lag.q[len(lag.q)-1] = lagItem{}
-						lag.q = lag.q[:len(lag.q)-1]
-						break
-					}
+				if it := &lag.q[i]; it.r == r && it.key == key {
+					ls.dropped(lag, r, it.m)
+					it.m.release()
+					copy(lag.q[i:], lag.q[i+1:])
+					lag.q[len(lag.q)-1] = lagItem{}
+					lag.q = lag.q[:len(lag.q)-1]
+					break
 				}
 			}
 		}
@@ -270,7 +249,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 		lag.q, lag.head = lag.q[:n], 0
 	}
 	m.retain()
-	lag.q = append(lag.q, lagItem{r: r, m: m})
+	lag.q = append(lag.q, lagItem{r: r, m: m, key: key})
 	return true
 }
 
