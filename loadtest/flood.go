@@ -187,6 +187,12 @@ var (
 // eachFrame calls fn with the payload of each complete server frame in b
 // and returns the rest.
 func eachFrame(b []byte, fn func(p []byte)) []byte {
+	return splitFrames(b, func(_ byte, p []byte) { fn(p) })
+}
+
+// splitFrames calls fn with the opcode and payload of each complete
+// server frame (unmasked) in b and returns the rest.
+func splitFrames(b []byte, fn func(op byte, p []byte)) []byte {
 	for len(b) >= 2 {
 		hl, n := 2, int(b[1]&0x7F)
 		switch n {
@@ -207,7 +213,7 @@ func eachFrame(b []byte, fn func(p []byte)) []byte {
 		if len(b) < hl+n {
 			return b
 		}
-		fn(b[hl : hl+n])
+		fn(b[0]&0x0F, b[hl:hl+n])
 		b = b[hl+n:]
 	}
 	return b

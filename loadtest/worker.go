@@ -267,34 +267,13 @@ func (w *worker) read(c *lconn, t int64) {
 
 // frames handles each complete server frame in b and returns the rest.
 func (w *worker) frames(c *lconn, b []byte, t int64) []byte {
-	for len(b) >= 2 {
-		hl, n := 2, int(b[1]&0x7F)
-		switch n {
-		case 126:
-			if len(b) < 4 {
-				return b
-			}
-			hl, n = 4, int(b[2])<<8|int(b[3])
-		case 127:
-			if len(b) < 10 {
-				return b
-			}
-			hl, n = 10, 0
-			for _, x := range b[2:10] {
-				n = n<<8 | int(x)
-			}
-		}
-		if len(b) < hl+n {
-			return b
-		}
-		if b[0]&0x0F == opPing {
-			w.pong(c, b[hl:hl+n])
+	return splitFrames(b, func(op byte, p []byte) {
+		if op == opPing {
+			w.pong(c, p)
 		} else {
-			w.message(c, b[hl:hl+n], t)
+			w.message(c, p, t)
 		}
-		b = b[hl+n:]
-	}
-	return b
+	})
 }
 
 const (
