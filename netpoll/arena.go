@@ -9,15 +9,27 @@ import "unsafe"
 //
 // Small requests are carved from 64 KiB chunks kept across batches; a request
 // larger than a quarter chunk gets its own buffer, dropped at reset (so a rare
-// 1 MiB frame does not pin 1 MiB per loop).
+// 1 MiB frame does not pin 1 MiB per loop). The chunks kept follow what
+// batches use: as many as the largest recent batch filled (a loop that
+// drains lagging members writes up to lag_bytes/2 each per batch), at
+// least arenaKeep and at most arenaKeepMax; the peak decays by one chunk
+// every arenaDecay batches that used fewer, so a burst does not pin its
+// memory for good and a steady load allocates no chunk per batch.
 type arena struct {
 	chunk []byte // current chunk; [0:off] is handed out
 	off   int
 	spare [][]byte // filled chunks of this batch, reused after reset
 	full  [][]byte
+	peak  int // chunks the largest recent batch used
+	below int // batches since peak that used fewer
 }
 
-const arenaChunk = 64 << 10
+const (
+	arenaChunk   = 64 << 10
+	arenaKeep    = 4    // chunks always kept (256 KiB per loop)
+	arenaKeepMax = 64   // chunks at most kept (4 MiB per loop)
+	arenaDecay   = 4096 // batches under the peak before it drops a chunk
+)
 
 // reserve returns an empty slice with capacity of at least n bytes. Append to
 // it, then pass the result to commit.
@@ -55,11 +67,21 @@ func (a *arena) commit(b []byte) []byte {
 // reset makes every slice handed out since the last reset invalid.
 func (a *arena) reset() {
 	a.off = 0
+	used := len(a.full)
+	if a.chunk != nil {
+		used++
+	}
+	if used >= a.peak {
+		a.peak, a.below = used, 0
+	} else if a.below++; a.below >= arenaDecay {
+		a.peak, a.below = a.peak-1, 0
+	}
 	a.spare = append(a.spare, a.full...)
 	clear(a.full)
 	a.full = a.full[:0]
-	if len(a.spare) > 4 { // keep at most 4 spare chunks (256 KiB) per loop
-		clear(a.spare[4:])
-		a.spare = a.spare[:4]
+	// Spares plus the current chunk: keep what the peak batch used.
+	if keep := min(max(a.peak, arenaKeep), arenaKeepMax) - 1; len(a.spare) > keep {
+		clear(a.spare[keep:])
+		a.spare = a.spare[:keep]
 	}
 }

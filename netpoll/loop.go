@@ -266,19 +266,18 @@ func (l *Loop) returnOut(c *Conn) {
 	}
 }
 
-// coalesceMax: frames of one connection totalling up to this are copied
-// into one buffer and written with write(2); larger batches use writev.
+// coalesceMax: frames of one connection are copied into buffers of up to
+// this many bytes, each written with one write(2).
 const coalesceMax = 64 << 10
 
-// iovMax is IOV_MAX: writev takes at most that many buffers (gnet passes
-// more through and the kernel answers EINVAL).
-const iovMax = 1024
-
-// writeFrames writes c's queued frames: one frame as is; several small ones
-// joined into one buffer and written with one write, because x/sys/unix
-// allocates writev's iovec list on every call (30 B/op in EchoLoopback;
-// the time per message measured the same either way); big batches with
-// writev in chunks of at most IOV_MAX buffers.
+// writeFrames writes c's queued frames: one frame as is; several joined
+// into buffers of up to coalesceMax bytes (a frame that size or larger on
+// its own, as is), one write each. Not writev: x/sys/unix allocates its
+// iovec list on every call (30 B/op in EchoLoopback; the time per message
+// measured the same either way), and when the socket is full gnet copies
+// what is left of a writev into a pooled buffer and a list node per frame
+// (a lagging member drained by lag_bytes/2 cost hundreds of both per
+// wake), against one per 64 KiB write.
 func (l *Loop) writeFrames(c *Conn) {
 	out := c.out
 	total := 0
@@ -290,22 +289,23 @@ func (l *Loop) writeFrames(c *Conn) {
 		_, _ = c.gc.Write(out[0])
 		return
 	}
-	if total <= coalesceMax {
-		b := l.coalesce[:0]
-		for _, f := range out {
-			b = append(b, f...)
+	b := l.coalesce[:0]
+	for _, f := range out {
+		if len(b)+len(f) > coalesceMax && len(b) > 0 {
+			_, _ = c.gc.Write(b)
+			b = b[:0]
+			if c.state != stateOpen && c.state != stateClosing {
+				break // the write failed and closed c
+			}
 		}
-		l.coalesce = b
+		if len(f) >= coalesceMax {
+			_, _ = c.gc.Write(f)
+			continue
+		}
+		b = append(b, f...)
+	}
+	if len(b) > 0 {
 		_, _ = c.gc.Write(b)
-		return
 	}
-	for rest := out; len(rest) > 0 && (c.state == stateOpen || c.state == stateClosing); {
-		chunk := rest[:min(len(rest), iovMax)]
-		rest = rest[len(chunk):]
-		if len(chunk) == 1 {
-			_, _ = c.gc.Write(chunk[0])
-		} else {
-			_, _ = c.gc.Writev(chunk)
-		}
-	}
+	l.coalesce = b
 }

@@ -44,6 +44,15 @@ type Options struct {
 	// WriteBufferLimit caps the bytes queued for one connection that does not
 	// read; past it the connection is dropped. Default 4 MiB.
 	WriteBufferLimit int
+	// WriteBufferCap: a connection's unsent bytes up to this many are kept
+	// in one ring buffer (grown by need, kept while it holds anything);
+	// past it the rest goes to a list of pooled chunks. Rounded up to a
+	// power of two; at most WriteBufferLimit. A connection that stays
+	// behind (a lagging member) costs no allocation per write while its
+	// backlog fits the ring; in the list, every partly written chunk goes
+	// back to gnet's pool a size class down and the next is allocated
+	// anew. Default 64 KiB.
+	WriteBufferCap int
 	// DisableCompression turns permessage-deflate (RFC 7692) off. Default
 	// false: compression is offered to clients that ask for it.
 	DisableCompression bool
@@ -122,6 +131,10 @@ func (o *Options) EnsureDefaults() {
 	if o.WriteBufferLimit == 0 {
 		o.WriteBufferLimit = 4 << 20
 	}
+	if o.WriteBufferCap == 0 {
+		o.WriteBufferCap = 64 << 10
+	}
+	o.WriteBufferCap = min(o.WriteBufferCap, o.WriteBufferLimit)
 	if o.CompressionLevel == 0 {
 		o.CompressionLevel = 1
 	}
@@ -177,6 +190,9 @@ func (o *Options) ValidateAs(prefix string, names map[string]string) error {
 	}
 	if o.WriteBufferLimit < 4096 {
 		bad("%s = %d: need at least 4096 bytes", name("WriteBufferLimit"), o.WriteBufferLimit)
+	}
+	if o.WriteBufferCap < 0 {
+		bad("%s = %d: want bytes ≥ 0 (0: 64 KiB)", name("WriteBufferCap"), o.WriteBufferCap)
 	}
 	if o.CompressionLevel < 1 || o.CompressionLevel > 9 {
 		bad("%s = %d: want 1..9", name("CompressionLevel"), o.CompressionLevel)

@@ -118,6 +118,7 @@ func (s *Server) Start() error {
 			gnet.WithLockOSThread(s.opts.Pin),
 			gnet.WithReadBufferCap(s.opts.ReadBufferCap),
 			gnet.WithSocketSendBuffer(s.opts.SocketSendBuffer),
+			gnet.WithWriteBufferCap(s.opts.WriteBufferCap),
 			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithLoadBalancing(gnet.LeastConnections),
