@@ -78,6 +78,21 @@ func (bp *bpPolicy) defaults(c *Config) {
 	}
 }
 
+// writeBufferCap sizes netpoll's per-connection ring of unsent bytes so
+// that a lagging member's backlog fits it: up to twice the largest
+// lag_bytes of the room policies or of a connection's ?backpressure=
+// (default lag_bytes) — it is written when it drains below half and gets
+// half, so it holds at most lag_bytes plus a message. The ring grows only
+// as far as a connection's backlog does, so connections that keep up pay
+// nothing for it.
+func (c *Config) writeBufferCap() int {
+	lag := min(256<<10, c.WriteBufferLimit/2) // the default, any ?backpressure= may use it
+	for _, p := range c.Rooms {
+		lag = max(lag, p.LagBytes)
+	}
+	return max(64<<10, min(2*lag, c.WriteBufferLimit))
+}
+
 // backpressureFor returns a room's policy (nil: none).
 func (e *Engine) backpressureFor(name string) *bpPolicy {
 	for i := range e.cfg.Rooms {
@@ -195,7 +210,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 			s.conn.Close(CloseSlowConsumer, "slow consumer: "+strconv.Itoa(s.conn.Buffered())+" bytes unread")
 			return true // nothing more is written to it
 		}
-		lag = &lagState{bp: bp, since: time.Now().UnixNano()}
+		lag = ls.newLag(bp)
 		s.lag = lag
 		ls.lagging = append(ls.lagging, s)
 		ls.lagCount.Store(int32(len(ls.lagging)))
@@ -338,6 +353,7 @@ func (ls *loopState) drainLagging() {
 		}
 		ls.writeGaps(s, lag, nil, 0) // the rest
 		s.lag = nil
+		ls.freeLag(lag)
 	}
 	clear(ls.lagging[n:])
 	ls.lagging = ls.lagging[:n]
@@ -353,14 +369,14 @@ func (ls *loopState) writeGaps(s *session, lag *lagState, r *room, seq uint64) {
 			k++
 			continue
 		}
-		b := make([]byte, 0, 64+len(g.r.nameB))
-		b = append(b, `{"type":"gap","room":`...)
+		b := append(ls.gapBuf[:0], `{"type":"gap","room":`...)
 		b = protocol.AppendJSONString(b, g.r.nameB)
 		b = append(b, `,"from":`...)
 		b = strconv.AppendUint(b, g.from, 10)
 		b = append(b, `,"to":`...)
 		b = strconv.AppendUint(b, g.to, 10)
 		b = append(b, '}')
+		ls.gapBuf = b
 		s.write(ls.envelopeFrame(s, b))
 		ls.counters.bpGaps.Add(1)
 	}
@@ -375,14 +391,50 @@ func (ls *loopState) releaseLag(s *session) {
 			lag.q[i].m.release()
 		}
 		s.lag = nil
+		ls.freeLag(lag)
 	}
 }
+
+// newLag returns a lagState for bp, a freed one when the loop has one: a
+// member that falls behind again and again (a reader slower than its
+// room, drained to nothing between bursts) reuses its queue instead of
+// growing a new one each time. Loop-only.
+func (ls *loopState) newLag(bp *bpPolicy) *lagState {
+	var lag *lagState
+	if k := len(ls.lagFree); k > 0 {
+		lag = ls.lagFree[k-1]
+		ls.lagFree[k-1] = nil
+		ls.lagFree = ls.lagFree[:k-1]
+	} else {
+		lag = new(lagState)
+	}
+	lag.bp, lag.since = bp, time.Now().UnixNano()
+	return lag
+}
+
+// freeLag keeps lag, emptied, for newLag: at most lagFreeMax per loop,
+// and only queues of up to lagFreeItems entries (max_pending may be a
+// million).
+func (ls *loopState) freeLag(lag *lagState) {
+	if len(ls.lagFree) >= lagFreeMax || cap(lag.q) > lagFreeItems || cap(lag.gaps) > lagFreeItems {
+		return
+	}
+	clear(lag.q[:cap(lag.q)])
+	clear(lag.gaps[:cap(lag.gaps)])
+	*lag = lagState{q: lag.q[:0], gaps: lag.gaps[:0]}
+	ls.lagFree = append(ls.lagFree, lag)
+}
+
+const (
+	lagFreeMax   = 64
+	lagFreeItems = 8192
+)
 
 // wakeLagging wakes the loops that hold lagging members, so their queues
 // drain even when no traffic wakes them (every bpTick).
 func (e *Engine) wakeLagging() {
 	for i := range e.loops {
-		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0 || ls.heldCount.Load() > 0) {
+		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0 || ls.heldCount.Load() > 0 || ls.rateHeldCount.Load() > 0) {
 			ls.np.Wake()
 		}
 	}
@@ -450,7 +502,9 @@ func (ls *loopState) releaseHeld() {
 			continue
 		}
 		s.held = nil
-		s.conn.ResumeReading()
+		if !s.rateHeld {
+			s.conn.ResumeReading()
+		}
 	}
 	clear(ls.holding[n:])
 	ls.holding = ls.holding[:n]

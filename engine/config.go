@@ -112,6 +112,12 @@ type Config struct {
 	// MaxBytesPerSecond caps the message bytes one connection may send per
 	// second, the same way. Default 0: no limit.
 	MaxBytesPerSecond int64 `yaml:"max_bytes_per_second" json:"max_bytes_per_second"`
+	// RateLimitOverflow is what happens to a message over those limits:
+	// "drop" (default: dropped, answered rate_limited) or "block": the
+	// message waits for tokens and the connection's frames are handled
+	// no further meanwhile; nothing is lost. A producer that sends past
+	// netpoll's paused-read limit (2 × max_message_size) is closed, 1008.
+	RateLimitOverflow string `yaml:"rate_limit_overflow" json:"rate_limit_overflow"`
 	// FlowControl tells a producer to pause before it reaches its rate
 	// limit and to resume when it may send again ({"type":"flow",…};
 	// the Go and browser clients honour it). Default false.
@@ -337,6 +343,14 @@ func (c *Config) Validate() error {
 	if c.MaxMessagesPerSecond < 0 || c.MaxBytesPerSecond < 0 {
 		errs = append(errs, fmt.Errorf("engine: max_messages_per_second = %v, max_bytes_per_second = %d: want ≥ 0 (0: no limit)", c.MaxMessagesPerSecond, c.MaxBytesPerSecond))
 	}
+	switch c.RateLimitOverflow {
+	case "", RateDrop, RateBlock:
+	default:
+		errs = append(errs, fmt.Errorf("engine: rate_limit_overflow %q: want drop or block", c.RateLimitOverflow))
+	}
+	if c.RateLimitOverflow == RateBlock && c.MaxBytesPerSecond > 0 && int64(c.MaxMessageSize) > c.MaxBytesPerSecond {
+		errs = append(errs, fmt.Errorf("engine: rate_limit_overflow block with max_bytes_per_second %d below max_message_size %d: a larger message could never pass", c.MaxBytesPerSecond, c.MaxMessageSize))
+	}
 	if c.PresenceGrace < 0 {
 		errs = append(errs, fmt.Errorf("engine: presence_grace = %v: want ≥ 0 (0 means 5s; a tiny value such as 1ms turns grace off)", c.PresenceGrace))
 	}
@@ -389,6 +403,7 @@ func (c *Config) netpollOptions() netpoll.Options {
 		CheckOrigin:               originChecker(c.AllowedOrigins),
 		Logger:                    c.Logger,
 	}
+	o.WriteBufferCap = c.writeBufferCap()
 	o.EnsureDefaults()
 	return o
 }

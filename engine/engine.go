@@ -472,7 +472,8 @@ type counters struct {
 	bpGaps        atomic.Uint64 // gap notices sent
 	flowPauses    atomic.Uint64 // flow pauses sent to producers
 	heldEvents    atomic.Uint64 // events that waited for a full pipeline queue (reading paused)
-	_             [128 - 88]byte
+	rateBlocked   atomic.Uint64 // messages that waited for their rate limit (reading paused)
+	_             [128 - 96]byte
 }
 
 func (c *counters) addTo(s *Stats) {
@@ -487,6 +488,7 @@ func (c *counters) addTo(s *Stats) {
 	s.GapNotices += c.bpGaps.Load()
 	s.FlowPauses += c.flowPauses.Load()
 	s.HeldEvents += c.heldEvents.Load()
+	s.RateBlocked += c.rateBlocked.Load()
 }
 
 // Stats is a snapshot of the engine's counters.
@@ -516,7 +518,10 @@ type Stats struct {
 	// HeldEvents counts events that found their pipeline's queue full and
 	// paused their producer's reading until it had room (input overflow:
 	// block).
-	HeldEvents        uint64 `json:"held_events"`
+	HeldEvents uint64 `json:"held_events"`
+	// RateBlocked counts messages over their connection's rate limit that
+	// waited for tokens, its reading paused (rate_limit_overflow: block).
+	RateBlocked       uint64 `json:"rate_blocked"`
 	IdleTimeouts      int64  `json:"idle_timeouts"`
 	HandshakeFailures int64  `json:"handshake_failures"`
 	Forbidden         uint64 `json:"forbidden"`     // actions denied by permissions (forbidden answers)

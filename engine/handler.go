@@ -119,6 +119,9 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 	if len(ls.holding) > 0 {
 		ls.releaseHeld()
 	}
+	if len(ls.rateHolding) > 0 {
+		ls.releaseRate()
+	}
 	if len(ls.paused) > 0 {
 		ls.resumeFlows()
 	}
@@ -151,6 +154,9 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 	ls := s.ls
 	ls.counters.received.Add(1)
 	if (e.cfg.MaxMessagesPerSecond > 0 || e.cfg.MaxBytesPerSecond > 0) && !ls.allowed(s, len(payload)) {
+		if e.cfg.RateLimitOverflow == RateBlock {
+			ls.rateHold(s, op, payload)
+		}
 		return
 	}
 	env := &ls.env

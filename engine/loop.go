@@ -22,6 +22,7 @@ type loopState struct {
 	toShard []*ring.SPSC[command] // toShard[s] = shards[s].in[index]
 	frames  [4][]byte             // per-delivery frame variants (scratch)
 	conv    []byte                // transcoding scratch for data
+	gapBuf  []byte                // a gap notice being built (writeGaps)
 	idConv  []byte                // transcoding scratch for ids
 	writes  int                   // frames queued since the wake began
 
@@ -41,6 +42,7 @@ type loopState struct {
 	// Lagging members (backpressure.go) and their count, read by the
 	// engine's ticker to wake this loop.
 	lagging  []*session
+	lagFree  []*lagState // emptied queues for newLag
 	lagCount atomic.Int32
 	// Producers told to pause (ratelimit.go), and their count.
 	paused      []*session
@@ -49,6 +51,11 @@ type loopState struct {
 	// (backpressure.go), and their count.
 	holding   []*session
 	heldCount atomic.Int32
+	// Producers whose message waits for their rate limit's tokens
+	// (rate_limit_overflow: block; ratelimit.go), and their count.
+	rateHolding   []*session
+	rateHeldCount atomic.Int32
+	releasingRate bool // releaseRate is handing a held message to onMessage
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -83,6 +90,12 @@ type session struct {
 	// held is an event waiting for room in its pipelines' queues; s's
 	// reading is paused meanwhile (backpressure.go).
 	held *heldEvent
+	// rateHeld: a message over the rate limit waits in rateBuf (its frame
+	// opcode rateOp) for tokens; s's reading is paused meanwhile
+	// (rate_limit_overflow: block; ratelimit.go).
+	rateHeld bool
+	rateOp   byte
+	rateBuf  []byte
 	// pubRoom is the room s was last allowed to publish into
 	// (permissions.go): the next publish there needs no check.
 	pubRoom *room

@@ -45,7 +45,7 @@ func (e *Engine) Collector() prometheus.Collector {
 			func(s *Stats) float64 { return float64(s.Published) }),
 		counter("streamd_messages_delivered_total", "Room messages delivered to members (one per receiver).",
 			func(s *Stats) float64 { return float64(s.Delivered) }),
-		counter("streamd_errors_total", "Error envelopes sent to clients (bad input, unknown room or stream, limits).",
+		counter("streamd_errors_total", "Client messages refused with an error (bad input, unknown room or stream, limits); each message over a rate limit counts, though at most one rate_limited answer a second is sent.",
 			func(s *Stats) float64 { return float64(s.Errors) }),
 		counter("streamd_protocol_errors_total", "Connections closed for a WebSocket protocol fault (close 1002, 1007, 1009).",
 			func(s *Stats) float64 { return float64(s.ProtocolErrors) }),
@@ -59,6 +59,8 @@ func (e *Engine) Collector() prometheus.Collector {
 			func(s *Stats) float64 { return float64(s.GapNotices) }),
 		counter("streamd_flow_pauses_total", "Flow pauses sent to producers nearing their rate limit (flow_control).",
 			func(s *Stats) float64 { return float64(s.FlowPauses) }),
+		counter("streamd_rate_blocked_total", "Messages over their connection's rate limit that waited for tokens while its reading was paused (rate_limit_overflow: block).",
+			func(s *Stats) float64 { return float64(s.RateBlocked) }),
 		counter("streamd_idle_timeouts_total", "Connections closed after idle_timeout of silence.",
 			func(s *Stats) float64 { return float64(s.IdleTimeouts) }),
 		counter("streamd_handshake_failures_total", "HTTP upgrades that failed or timed out.",
@@ -88,7 +90,7 @@ var (
 	stageLatency = prometheus.NewDesc("streamd_stage_latency_seconds",
 		"Latency by stage of the message path (metrics: full): ingress, ring, fanout, write (per flush), e2e (frame read → delivery queued).",
 		[]string{"stage"}, nil)
-	errorsByCode  = prometheus.NewDesc("streamd_errors_by_code_total", "Error envelopes sent to clients, by code.", []string{"code"}, nil)
+	errorsByCode  = prometheus.NewDesc("streamd_errors_by_code_total", "Client messages refused with an error, by code (rate_limited: every message over a rate limit, answered at most once a second).", []string{"code"}, nil)
 	closedBy      = prometheus.NewDesc("streamd_connections_closed_total", "Connections closed, by reason.", []string{"reason"}, nil)
 	bytesIn       = prometheus.NewDesc("streamd_bytes_received_total", "WebSocket frame bytes received.", nil, nil)
 	bytesOut      = prometheus.NewDesc("streamd_bytes_sent_total", "Bytes handed to sockets.", nil, nil)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"streamd/netpoll"
 	"streamd/protocol"
 )
 
@@ -10,7 +11,18 @@ import (
 // dropped, counted in the `rate_limited` error code, and answered with an
 // `error` at most once per second per connection, so a flood cannot turn
 // the server into an amplifier. The buckets hold one second of the rate
-// (the burst).
+// (the burst). With rate_limit_overflow: block, a message over the limit
+// is not dropped: it waits, copied, until the buckets hold its tokens,
+// and the connection's frames are handled no further meanwhile (netpoll
+// PauseReading: they wait in its inbound buffer, and a producer that
+// sends past the paused-read limit is closed with 1008). The loop checks
+// every bpTick.
+
+// Rate limit overflow (Config.RateLimitOverflow).
+const (
+	RateDrop  = "drop"
+	RateBlock = "block"
+)
 
 // CodeRateLimited answers messages dropped by a rate limit.
 const CodeRateLimited = "rate_limited"
@@ -60,6 +72,9 @@ func (ls *loopState) allowed(s *session, size int) bool {
 	}
 	if cfg.FlowControl && !s.flowPaused {
 		ls.flow(s, true)
+	}
+	if cfg.RateLimitOverflow == RateBlock {
+		return false // the caller holds it (rateHold)
 	}
 	ls.counters.errors.Add(1)
 	ls.metrics.errCodes[errorCodeIndex(CodeRateLimited)].Inc()
@@ -135,4 +150,66 @@ func (ls *loopState) resumeFlows() {
 	clear(ls.paused[n:])
 	ls.paused = ls.paused[:n]
 	ls.pausedCount.Store(int32(n))
+}
+
+// rateHold parks a message over s's rate limit and pauses s's reading
+// (rate_limit_overflow: block). Loop-only.
+func (ls *loopState) rateHold(s *session, op byte, payload []byte) {
+	if len(s.rateBuf) == 0 || len(payload) == 0 || &payload[0] != &s.rateBuf[0] {
+		s.rateBuf = append(s.rateBuf[:0], payload...)
+	}
+	s.rateOp = op
+	if !s.rateHeld {
+		s.rateHeld = true
+		if ls.releasingRate {
+			return // releaseRate keeps it on its list
+		}
+		s.conn.PauseReading()
+		ls.rateHolding = append(ls.rateHolding, s)
+		ls.rateHeldCount.Store(int32(len(ls.rateHolding)))
+		ls.counters.rateBlocked.Add(1)
+	}
+}
+
+// releaseRate hands the held messages whose connections have the tokens
+// again to onMessage and resumes their reading. Loop-only.
+func (ls *loopState) releaseRate() {
+	cfg := &ls.e.cfg
+	now := ls.np.Now()
+	n := 0
+	for _, s := range ls.rateHolding {
+		if s.closed || !s.rateHeld {
+			s.rateHeld = false
+			continue
+		}
+		ready := true
+		if r := cfg.MaxMessagesPerSecond; r > 0 {
+			s.msgBucket.take(now, r, 0)
+			ready = s.msgBucket.tokens >= 1
+		}
+		if r := float64(cfg.MaxBytesPerSecond); ready && r > 0 {
+			s.byteBucket.take(now, r, 0)
+			ready = s.byteBucket.tokens >= float64(len(s.rateBuf))
+		}
+		if !ready {
+			ls.rateHolding[n] = s
+			n++
+			continue
+		}
+		s.rateHeld = false
+		ls.releasingRate = true
+		ls.e.onMessage(s, s.rateOp, s.rateBuf, netpoll.MonoNow())
+		ls.releasingRate = false
+		if s.rateHeld { // not in after all (a limit changed by reload)
+			ls.rateHolding[n] = s
+			n++
+			continue
+		}
+		if s.held == nil {
+			s.conn.ResumeReading()
+		}
+	}
+	clear(ls.rateHolding[n:])
+	ls.rateHolding = ls.rateHolding[:n]
+	ls.rateHeldCount.Store(int32(n))
 }

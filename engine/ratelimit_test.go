@@ -108,3 +108,76 @@ func TestConnectionsPerIPAndAllowedOrigins(t *testing.T) {
 	}
 	ws.Close()
 }
+
+// rate_limit_overflow: block: a burst past the limit is not dropped: the
+// connection's reading pauses until its bucket refills, every message
+// gets through in order, and another connection on the same loop is not
+// held up.
+func TestRateLimitBlock(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.Loops = 1
+		c.MaxMessagesPerSecond = 50
+		c.RateLimitOverflow = RateBlock
+	})
+	c := dial(t, e, false)
+	other := dial(t, e, false)
+	const n = 120 // 50 at once, 70 more at 50/s: about 1.4 s
+	start := time.Now()
+	for i := range n {
+		c.send(map[string]any{"type": "ping", "id": i})
+	}
+	frames := make(chan map[string]any, n+10)
+	go func() {
+		for {
+			var m map[string]any
+			if err := c.ws.ReadJSON(&m); err != nil {
+				close(frames)
+				return
+			}
+			frames <- m
+		}
+	}()
+	// while c waits for tokens, the other connection is answered at once
+	time.Sleep(300 * time.Millisecond)
+	t0 := time.Now()
+	other.send(map[string]any{"type": "ping", "id": "other"})
+	other.expect("pong")
+	if d := time.Since(t0); d > 200*time.Millisecond {
+		t.Errorf("the other connection waited %v for its pong while c was blocked", d)
+	}
+	if st := e.Stats(); st.RateBlocked == 0 {
+		t.Errorf("rate_blocked %d while c waits", st.RateBlocked)
+	}
+	for i := range n {
+		select {
+		case m := <-frames:
+			if m["type"] != "pong" || m["id"] != float64(i) {
+				t.Fatalf("frame %d: %v (want the pong of %d, in order, nothing dropped)", i, m, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("pong %d of %d did not come", i, n)
+		}
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Errorf("%d pings at 50/s after a burst of 50 took %v: the limit did not hold", n, d)
+	}
+	if st := e.Stats(); st.Errors != 0 {
+		t.Errorf("errors %d: block answers nothing rate_limited", st.Errors)
+	}
+}
+
+func TestRateLimitOverflowValidation(t *testing.T) {
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{RateLimitOverflow: "queue"}, "rate_limit_overflow"},
+		{Config{RateLimitOverflow: RateBlock, MaxBytesPerSecond: 1000, MaxMessageSize: 4096}, "could never pass"},
+	} {
+		c := tc.c
+		c.Listen = "127.0.0.1:0"
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error about %s", tc.c, err, tc.want)
+		}
+	}
+}
