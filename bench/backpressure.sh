@@ -29,14 +29,18 @@
 #             the system's, autotuned).
 #   soak      bench/backpressure-soak.yaml (drop-oldest, lag_bytes 256 KiB,
 #             max_pending 1000): `streamload fanout --slow-read --count` for
-#             SOAK_DURATION; the engine's RSS every second (slope of a
-#             least-squares line over the last 50 s; streamd runs with
+#             SOAK_WARMUP then SOAK_DURATION of the same overload; the
+#             engine's RSS every second (slope of a least-squares line
+#             over the window's last 50 s, and the mean of each minute
+#             since the load began; the warm-up lets the Go heap reach
+#             its working size, one GC cycle, ~80 s at this load's ~90
+#             KiB/s of garbage, before the window; streamd runs with
 #             GODEBUG=gctrace=1, so soak.server.log has the live heap after
 #             every GC, summed up in summary.txt), every seq of every
 #             subscriber accounted for, the engine's backpressure_dropped
 #             against the gaps the slow subscribers were told of.
 #
-#   bash bench/backpressure.sh                         # every part (~6 min)
+#   bash bench/backpressure.sh                         # every part (~8 min)
 #   PARTS="flow stall" bash bench/backpressure.sh
 #
 # Environment (defaults in brackets):
@@ -52,7 +56,7 @@
 #   STALL_SETS   stall settings RATE:RCVBUF  [2000:4096 2000:0 10000:4096 10000:0]
 #   STALL_SIZE   stall data bytes            [1024]
 #   SOAK_DURATION soak window                [60s]
-#   SOAK_WARMUP  soak load before the window [5s]
+#   SOAK_WARMUP  soak load before the window [120s]
 #   SOAK_ARGS    soak fanout arguments       [--subs 104 --slow 4 --slow-read 65536 --pubs 1 --rate 1000 --size 512]
 #   MAX_LOAD     wait for a 1-minute load average below this before each measurement [1.5]
 #   LOAD_WAIT    wait at most this many seconds for it [600]
@@ -75,7 +79,7 @@ STALL_ONSETS=${STALL_ONSETS:-7}
 STALL_SETS=${STALL_SETS:-2000:4096 2000:0 10000:4096 10000:0}
 STALL_SIZE=${STALL_SIZE:-1024}
 SOAK_DURATION=${SOAK_DURATION:-60s}
-SOAK_WARMUP=${SOAK_WARMUP:-5s}
+SOAK_WARMUP=${SOAK_WARMUP:-120s}
 SOAK_ARGS=${SOAK_ARGS:---subs 104 --slow 4 --slow-read 65536 --pubs 1 --rate 1000 --size 512}
 MAX_LOAD=${MAX_LOAD:-1.5}
 LOAD_WAIT=${LOAD_WAIT:-600}

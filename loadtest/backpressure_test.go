@@ -86,6 +86,10 @@ func TestRSSSlope(t *testing.T) {
 	if math.Abs(sum.SlopeMiBPerMin-10) > 0.05 || sum.FitSamples != 51 || math.Abs(sum.StartMiB-20) > 0.01 || sum.MaxMiB < 29.9 {
 		t.Fatalf("%+v", sum)
 	}
+	// minute 0 is t −3…56 (60 samples, mean at t 26.5), the rest (t 57…60) is not a whole minute
+	if len(sum.ByMinuteMiB) != 1 || math.Abs(sum.ByMinuteMiB[0]-(20+26.5/6)) > 0.01 {
+		t.Fatalf("by minute: %v", sum.ByMinuteMiB)
+	}
 	var flat []RSSSample
 	for i, k := range []int64{1000, 1100, 1000, 1100, 1000} {
 		flat = append(flat, RSSSample{T: float64(i), KiB: k, HeapKiB: 2048 - int64(i)*100})

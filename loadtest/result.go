@@ -108,6 +108,13 @@ func (r *Result) Summary() string {
 	if s := r.RSS; s != nil {
 		fmt.Fprintf(&b, "  server RSS over the window: start %.1f MiB, end %.1f MiB, max %.1f MiB; slope %+.3f MiB/min over the last %.0f s (%d samples, rms %.2f MiB)\n",
 			s.StartMiB, s.EndMiB, s.MaxMiB, s.SlopeMiBPerMin, s.FitSeconds, s.FitSamples, s.FitRMSMiB)
+		if len(s.ByMinuteMiB) > 1 {
+			b.WriteString("  server RSS by minute since the load began (mean MiB, warm-up included):")
+			for _, m := range s.ByMinuteMiB {
+				fmt.Fprintf(&b, " %.1f", m)
+			}
+			b.WriteString("\n")
+		}
 		if s.HeapMaxMiB > 0 {
 			fmt.Fprintf(&b, "  server Go heap in use (admin): floor %.1f MiB in the window's first %.0f s, %.1f MiB in its last; max %.1f MiB\n",
 				s.HeapFloorStartMiB, min(20, r.DurationS/3), s.HeapFloorEndMiB, s.HeapMaxMiB)

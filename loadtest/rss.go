@@ -27,6 +27,11 @@ type RSSSummary struct {
 	HeapFloorStartMiB float64 `json:"heap_floor_start_mib,omitempty"`
 	HeapFloorEndMiB   float64 `json:"heap_floor_end_mib,omitempty"`
 	HeapMaxMiB        float64 `json:"heap_max_mib,omitempty"`
+	// ByMinuteMiB is the mean RSS of each whole minute since the first
+	// sample, warm-up included: the curve from the load's start (the Go
+	// heap reaching its working size over its first GC cycles) to the
+	// end of the window.
+	ByMinuteMiB []float64 `json:"by_minute_mib,omitempty"`
 }
 
 // summarizeRSS summarizes the samples of the window [0, window] seconds,
@@ -74,7 +79,38 @@ func summarizeRSS(samples []RSSSample, window, fit float64) *RSSSummary {
 	}
 	slope, rms := leastSquares(xs, ys)
 	sum.SlopeMiBPerMin, sum.FitRMSMiB = slope*60, rms
+	sum.ByMinuteMiB = byMinute(samples, window)
 	return sum
+}
+
+// byMinute returns the mean RSS (MiB) of each whole minute from the first
+// sample to the window's end.
+func byMinute(samples []RSSSample, window float64) []float64 {
+	if len(samples) == 0 {
+		return nil
+	}
+	t0 := samples[0].T
+	var out []float64
+	var sum float64
+	n, minute := 0, 0
+	for _, s := range samples {
+		if s.T > window+0.5 {
+			break
+		}
+		m := int((s.T - t0) / 60)
+		if m != minute {
+			if n > 0 && n >= 50 { // a whole minute of 1 s samples
+				out = append(out, sum/float64(n))
+			}
+			sum, n, minute = 0, 0, m
+		}
+		sum += float64(s.KiB) / 1024
+		n++
+	}
+	if n >= 50 {
+		out = append(out, sum/float64(n))
+	}
+	return out
 }
 
 // leastSquares fits y = a + b·x and returns b and the residuals' RMS.
