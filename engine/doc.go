@@ -33,7 +33,7 @@
 // buffer: it goes into history) into a pooled, reference-counted Message.
 // Each loop encodes the `message` frame at most once per variant
 // (JSON or msgpack, plain or deflate) and queues the same bytes on every
-// local member; netpoll writes each connection with one writev per batch.
+// local member; netpoll writes each connection's batch joined, 64 KiB a write.
 //
 // # Authentication and permissions
 //

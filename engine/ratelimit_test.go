@@ -181,3 +181,42 @@ func TestRateLimitOverflowValidation(t *testing.T) {
 		}
 	}
 }
+
+// A producer that keeps sending while its message waits for tokens is
+// closed with 1008 once its unread frames pass netpoll's paused-read limit
+// (2 × max_message_size, at least 1 MiB), instead of being read and
+// dropped for as long as it floods.
+func TestRateLimitBlockClosesFlooder(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.MaxMessagesPerSecond = 10
+		c.MaxMessageSize = 64 << 10
+		c.RateLimitOverflow = RateBlock
+	})
+	c := dial(t, e, false)
+	ping := []byte(`{"type":"ping","id":"` + strings.Repeat("x", 200) + `"}`)
+	go func() {
+		for range 20_000 { // ~4.6 MB: past the 1 MiB limit
+			if c.ws.WriteMessage(websocket.TextMessage, ping) != nil {
+				return
+			}
+		}
+	}()
+	_ = c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	pongs := 0
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+				t.Fatalf("after %d pongs: %v, want close 1008", pongs, err)
+			}
+			break
+		}
+		if strings.Contains(string(b), `"rate_limited"`) {
+			t.Fatalf("block answered rate_limited: %s", b)
+		}
+		pongs++
+	}
+	if pongs > 12 {
+		t.Errorf("%d pongs before the close: more than the burst got through", pongs)
+	}
+}

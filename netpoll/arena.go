@@ -4,7 +4,7 @@ import "unsafe"
 
 // arena hands out byte slices that live until the loop's next flush: frames
 // built while handling a batch are queued on connections by reference and
-// written by one writev per connection at the end of the batch, after which
+// written, joined, per connection at the end of the batch, after which
 // every slice is dead and the arena is reset. Loop-only.
 //
 // Small requests are carved from 64 KiB chunks kept across batches; a request

@@ -368,7 +368,7 @@ func (c *Conn) fail(e *ProtocolError) gnet.Action {
 	return gnet.None
 }
 
-// flushOut writes the queued frames with one write or writev.
+// flushOut writes the queued frames (writeFrames).
 func (c *Conn) flushOut() {
 	c.dirty = false
 	if len(c.out) == 0 {

@@ -18,7 +18,7 @@
 //     Options.MaxMessageSize, also after inflating).
 //   - Write coalescing: Conn.Write queues frames by reference; at the end of
 //     each callback batch the loop flushes every connection written to, with
-//     one write each (small frames joined, big batches by writev). Frames built
+//     frames joined into writes of up to 64 KiB (not writev). Frames built
 //     with Loop.BeginFrame/EndFrame or Loop.AppendMessageFrame live in a
 //     per-loop arena that is recycled after the flush.
 //   - Slow consumers: a connection whose unsent bytes pass

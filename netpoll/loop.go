@@ -134,8 +134,8 @@ func (l *Loop) AppendMessageFrame(op byte, payload []byte, deflate bool) []byte 
 	return l.arena.commit(append(frame, payload...))
 }
 
-// flush writes every connection queued during this batch (one write or
-// writev each) and then recycles the arena.
+// flush writes every connection queued during this batch (writeFrames)
+// and then recycles the arena.
 func (l *Loop) flush() {
 	// Index loop: closing a connection may queue frames on others.
 	for i := 0; i < len(l.dirty); i++ {
