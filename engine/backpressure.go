@@ -426,8 +426,8 @@ func (ls *loopState) freeLag(lag *lagState) {
 }
 
 const (
-	lagFreeMax   = 64
-	lagFreeItems = 8192
+	lagFreeMax   = 16
+	lagFreeItems = 2048 // 16 × 2048 × (40 B item + 32 B gap) ≈ 2.3 MiB a loop at most
 )
 
 // wakeLagging wakes the loops that hold lagging members, so their queues
@@ -475,6 +475,9 @@ func (ls *loopState) releaseHeld() {
 		h := s.held
 		if s.closed || h == nil || h.pi.rt.retired.Load() {
 			s.held = nil
+			if !s.closed && !s.rateHeld {
+				s.conn.ResumeReading() // its pipeline is gone: the event with it
+			}
 			continue
 		}
 		if !h.pi.rt.exec.in[ls.index].TryPush(h.pi) {

@@ -155,10 +155,17 @@ func (e *Engine) onMessage(s *session, op byte, payload []byte, t0 int64) {
 	ls.counters.received.Add(1)
 	if (e.cfg.MaxMessagesPerSecond > 0 || e.cfg.MaxBytesPerSecond > 0) && !ls.allowed(s, len(payload)) {
 		if e.cfg.RateLimitOverflow == RateBlock {
-			ls.rateHold(s, op, payload)
+			ls.rateHold(s, op, payload, t0)
 		}
 		return
 	}
+	e.handleMessage(s, op, payload, t0)
+}
+
+// handleMessage decodes and acts on a message its connection's rate
+// limits let through (at once, or after it waited: releaseRate).
+func (e *Engine) handleMessage(s *session, op byte, payload []byte, t0 int64) {
+	ls := s.ls
 	env := &ls.env
 	var err error
 	if op == netpoll.OpText {

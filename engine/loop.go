@@ -55,7 +55,6 @@ type loopState struct {
 	// (rate_limit_overflow: block; ratelimit.go), and their count.
 	rateHolding   []*session
 	rateHeldCount atomic.Int32
-	releasingRate bool // releaseRate is handing a held message to onMessage
 }
 
 // session is one client connection's protocol state. Loop-only, except
@@ -95,6 +94,7 @@ type session struct {
 	// (rate_limit_overflow: block; ratelimit.go).
 	rateHeld bool
 	rateOp   byte
+	rateT0   int64 // when the held message was read
 	rateBuf  []byte
 	// pubRoom is the room s was last allowed to publish into
 	// (permissions.go): the next publish there needs no check.

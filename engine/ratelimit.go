@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"streamd/netpoll"
 	"streamd/protocol"
 )
 
@@ -35,21 +34,36 @@ type bucket struct {
 	last   int64 // loop time of the last refill (ns)
 }
 
-// take refills at rate per second up to burst and takes n tokens; it
-// reports whether there were enough.
-func (b *bucket) take(now int64, rate, n float64) bool {
+// refill adds rate tokens per second since the last refill, up to burst.
+func (b *bucket) refill(now int64, rate, burst float64) {
 	if b.last == 0 {
-		b.tokens, b.last = rate, now
+		b.tokens, b.last = burst, now
 	}
 	if d := now - b.last; d > 0 {
-		b.tokens = min(rate, b.tokens+rate*float64(d)/1e9)
+		b.tokens = min(burst, b.tokens+rate*float64(d)/1e9)
 		b.last = now
 	}
-	if b.tokens < n {
-		return false
+}
+
+// msgBurst is the message bucket's size: a second of the rate, and at
+// least one message (a rate below 1/s still lets one through now and
+// then).
+func msgBurst(rate float64) float64 { return max(rate, 1) }
+
+// tokensFor refills s's buckets and reports whether they hold what a
+// message of size bytes takes, without taking it. Loop-only.
+func (ls *loopState) tokensFor(s *session, size int, now int64) bool {
+	cfg := &ls.e.cfg
+	ok := true
+	if r := cfg.MaxMessagesPerSecond; r > 0 {
+		s.msgBucket.refill(now, r, msgBurst(r))
+		ok = s.msgBucket.tokens >= 1
 	}
-	b.tokens -= n
-	return true
+	if r := float64(cfg.MaxBytesPerSecond); r > 0 {
+		s.byteBucket.refill(now, r, r)
+		ok = ok && s.byteBucket.tokens >= float64(size)
+	}
+	return ok
 }
 
 // allowed applies s's rate limits to one message of size bytes; over a
@@ -57,14 +71,14 @@ func (b *bucket) take(now int64, rate, n float64) bool {
 func (ls *loopState) allowed(s *session, size int) bool {
 	cfg := &ls.e.cfg
 	now := ls.np.Now()
-	ok := true
-	if cfg.MaxMessagesPerSecond > 0 && !s.msgBucket.take(now, cfg.MaxMessagesPerSecond, 1) {
-		ok = false
-	}
-	if ok && cfg.MaxBytesPerSecond > 0 && !s.byteBucket.take(now, float64(cfg.MaxBytesPerSecond), float64(size)) {
-		ok = false
-	}
-	if ok {
+	ok := ls.tokensFor(s, size, now)
+	if ok { // both buckets had enough: take from both (a message over one limit costs neither)
+		if cfg.MaxMessagesPerSecond > 0 {
+			s.msgBucket.tokens--
+		}
+		if cfg.MaxBytesPerSecond > 0 {
+			s.byteBucket.tokens -= float64(size)
+		}
 		if cfg.FlowControl && !s.flowPaused && ls.nearLimit(s) {
 			ls.flow(s, true)
 		}
@@ -133,11 +147,11 @@ func (ls *loopState) resumeFlows() {
 		}
 		ready := s.held == nil // a producer waiting for a pipeline stays paused
 		if r := cfg.MaxMessagesPerSecond; ready && r > 0 {
-			s.msgBucket.take(now, r, 0)
-			ready = s.msgBucket.tokens >= r*0.9
+			s.msgBucket.refill(now, r, msgBurst(r))
+			ready = s.msgBucket.tokens >= min(r, msgBurst(r))*0.9
 		}
 		if r := float64(cfg.MaxBytesPerSecond); ready && r > 0 {
-			s.byteBucket.take(now, r, 0)
+			s.byteBucket.refill(now, r, r)
 			ready = s.byteBucket.tokens >= r*0.9
 		}
 		if ready {
@@ -153,57 +167,43 @@ func (ls *loopState) resumeFlows() {
 }
 
 // rateHold parks a message over s's rate limit and pauses s's reading
-// (rate_limit_overflow: block). Loop-only.
-func (ls *loopState) rateHold(s *session, op byte, payload []byte) {
-	if len(s.rateBuf) == 0 || len(payload) == 0 || &payload[0] != &s.rateBuf[0] {
-		s.rateBuf = append(s.rateBuf[:0], payload...)
-	}
-	s.rateOp = op
-	if !s.rateHeld {
-		s.rateHeld = true
-		if ls.releasingRate {
-			return // releaseRate keeps it on its list
-		}
-		s.conn.PauseReading()
-		ls.rateHolding = append(ls.rateHolding, s)
-		ls.rateHeldCount.Store(int32(len(ls.rateHolding)))
-		ls.counters.rateBlocked.Add(1)
-	}
+// (rate_limit_overflow: block). t0 is when it was read. Loop-only.
+func (ls *loopState) rateHold(s *session, op byte, payload []byte, t0 int64) {
+	s.rateBuf = append(s.rateBuf[:0], payload...)
+	s.rateOp, s.rateT0, s.rateHeld = op, t0, true
+	s.conn.PauseReading()
+	ls.rateHolding = append(ls.rateHolding, s)
+	ls.rateHeldCount.Store(int32(len(ls.rateHolding)))
+	ls.counters.rateBlocked.Add(1)
 }
 
 // releaseRate hands the held messages whose connections have the tokens
-// again to onMessage and resumes their reading. Loop-only.
+// again on (handleMessage: counted received once, when read) and resumes
+// their reading. A connection closing, or closed for auth, meanwhile
+// drops its message, as its unread frames are. Loop-only.
 func (ls *loopState) releaseRate() {
-	cfg := &ls.e.cfg
 	now := ls.np.Now()
 	n := 0
 	for _, s := range ls.rateHolding {
-		if s.closed || !s.rateHeld {
-			s.rateHeld = false
+		if !s.rateHeld || s.closed || s.authClosed || !s.conn.Open() {
+			s.rateHeld, s.rateBuf = false, nil
 			continue
 		}
-		ready := true
-		if r := cfg.MaxMessagesPerSecond; r > 0 {
-			s.msgBucket.take(now, r, 0)
-			ready = s.msgBucket.tokens >= 1
-		}
-		if r := float64(cfg.MaxBytesPerSecond); ready && r > 0 {
-			s.byteBucket.take(now, r, 0)
-			ready = s.byteBucket.tokens >= float64(len(s.rateBuf))
-		}
-		if !ready {
+		if !ls.tokensFor(s, len(s.rateBuf), now) {
 			ls.rateHolding[n] = s
 			n++
 			continue
 		}
+		if ls.allowed(s, len(s.rateBuf)) {
+			ls.e.handleMessage(s, s.rateOp, s.rateBuf, s.rateT0)
+		} else if ls.e.cfg.RateLimitOverflow == RateBlock {
+			ls.rateHolding[n] = s // not reached: tokensFor said yes at the same instant
+			n++
+			continue
+		} // else the overflow became drop: allowed answered rate_limited
 		s.rateHeld = false
-		ls.releasingRate = true
-		ls.e.onMessage(s, s.rateOp, s.rateBuf, netpoll.MonoNow())
-		ls.releasingRate = false
-		if s.rateHeld { // not in after all (a limit changed by reload)
-			ls.rateHolding[n] = s
-			n++
-			continue
+		if cap(s.rateBuf) > 64<<10 { // a big message's copy is not kept per connection
+			s.rateBuf = nil
 		}
 		if s.held == nil {
 			s.conn.ResumeReading()

@@ -161,8 +161,21 @@ func TestRateLimitBlock(t *testing.T) {
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("%d pings at 50/s after a burst of 50 took %v: the limit did not hold", n, d)
 	}
-	if st := e.Stats(); st.Errors != 0 {
-		t.Errorf("errors %d: block answers nothing rate_limited", st.Errors)
+	if st := e.Stats(); st.Errors != 0 || st.Received != n+1 {
+		t.Errorf("errors %d, received %d: want 0 (block answers nothing rate_limited) and %d (a held message counted once)", st.Errors, st.Received, n+1)
+	}
+}
+
+// A rate below one message a second still lets one through now and
+// then (the bucket holds at least one message).
+func TestRateLimitBelowOnePerSecond(t *testing.T) {
+	e := startEngine(t, func(c *Config) { c.MaxMessagesPerSecond = 0.5 })
+	c := dial(t, e, false)
+	c.send(map[string]any{"type": "ping"})
+	c.expect("pong")
+	c.send(map[string]any{"type": "ping"})
+	if m := c.expect("error"); m["code"] != CodeRateLimited {
+		t.Fatalf("%v", m)
 	}
 }
 

@@ -71,7 +71,7 @@ func (a *arena) reset() {
 	if a.chunk != nil {
 		used++
 	}
-	if used >= a.peak {
+	if used = min(used, arenaKeepMax); used >= a.peak {
 		a.peak, a.below = used, 0
 	} else if a.below++; a.below >= arenaDecay {
 		a.peak, a.below = a.peak-1, 0

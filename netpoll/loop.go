@@ -294,9 +294,9 @@ func (l *Loop) writeFrames(c *Conn) {
 		if len(b)+len(f) > coalesceMax && len(b) > 0 {
 			_, _ = c.gc.Write(b)
 			b = b[:0]
-			if c.state != stateOpen && c.state != stateClosing {
-				break // the write failed and closed c
-			}
+		}
+		if c.state != stateOpen && c.state != stateClosing {
+			break // a write failed and closed c: nothing more for its fd
 		}
 		if len(f) >= coalesceMax {
 			_, _ = c.gc.Write(f)
@@ -304,8 +304,8 @@ func (l *Loop) writeFrames(c *Conn) {
 		}
 		b = append(b, f...)
 	}
-	if len(b) > 0 {
+	if len(b) > 0 && (c.state == stateOpen || c.state == stateClosing) {
 		_, _ = c.gc.Write(b)
 	}
-	l.coalesce = b
+	l.coalesce = b[:0]
 }

@@ -46,8 +46,9 @@ type Options struct {
 	WriteBufferLimit int
 	// WriteBufferCap: a connection's unsent bytes up to this many are kept
 	// in one ring buffer (grown by need, kept while it holds anything);
-	// past it the rest goes to a list of pooled chunks. Rounded up to a
-	// power of two; at most WriteBufferLimit. A connection that stays
+	// past it the rest goes to a list of pooled chunks. Capped at
+	// WriteBufferLimit, then rounded up to a power of two by gnet (the
+	// limit still closes the connection). A connection that stays
 	// behind (a lagging member) costs no allocation per write while its
 	// backlog fits the ring; in the list, every partly written chunk goes
 	// back to gnet's pool a size class down and the next is allocated
