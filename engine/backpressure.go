@@ -214,6 +214,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 		s.lag = lag
 		ls.lagging = append(ls.lagging, s)
 		ls.lagCount.Store(int32(len(ls.lagging)))
+		ls.kickBackpressure()
 	}
 	var key string // keep-latest only
 	switch lag.bp.name {
@@ -430,13 +431,56 @@ const (
 	lagFreeItems = 2048 // 16 × 2048 × (40 B item + 32 B gap) ≈ 2.3 MiB a loop at most
 )
 
-// wakeLagging wakes the loops that hold lagging members, so their queues
-// drain even when no traffic wakes them (every bpTick).
-func (e *Engine) wakeLagging() {
+// wakeLagging wakes the loops that hold lagging members, paused
+// producers or held messages, so they are served even when no traffic
+// wakes them (every bpTick); it reports whether any loop had one.
+func (e *Engine) wakeLagging() bool {
+	woke := false
 	for i := range e.loops {
-		if ls := e.loops[i].Load(); ls != nil && (ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0 || ls.heldCount.Load() > 0 || ls.rateHeldCount.Load() > 0) {
+		if ls := e.loops[i].Load(); ls != nil && ls.waiting() {
 			ls.np.Wake()
+			woke = true
 		}
+	}
+	return woke
+}
+
+// waiting reports whether the loop has anything for the backpressure
+// tick. Safe from any goroutine.
+func (ls *loopState) waiting() bool {
+	return ls.lagCount.Load() > 0 || ls.pausedCount.Load() > 0 || ls.heldCount.Load() > 0 || ls.rateHeldCount.Load() > 0
+}
+
+// kickBackpressure tells backpressureTicker that this loop has something
+// waiting (after its count was stored). Loop-only; never blocks.
+func (ls *loopState) kickBackpressure() {
+	select {
+	case ls.e.bpKick <- struct{}{}:
+	default:
+	}
+}
+
+// backpressureTicker runs wakeLagging every bpTick while some loop has a
+// lagging member, a paused producer or a held message, and sleeps until
+// kicked when none has: an idle engine is not woken 200 times a second.
+func (e *Engine) backpressureTicker() {
+	defer e.workerWG.Done()
+	t := time.NewTimer(bpTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		if !e.wakeLagging() {
+			select {
+			case <-e.stop:
+				return
+			case <-e.bpKick:
+			}
+		}
+		t.Reset(bpTick)
 	}
 }
 
@@ -461,6 +505,7 @@ func (ls *loopState) hold(s *session, pi pipeIn, rest []*pipeRT) {
 	s.conn.PauseReading()
 	ls.holding = append(ls.holding, s)
 	ls.heldCount.Store(int32(len(ls.holding)))
+	ls.kickBackpressure()
 	ls.counters.heldEvents.Add(1)
 	if ls.e.cfg.FlowControl && !s.flowPaused {
 		ls.flow(s, true)

@@ -66,6 +66,7 @@ type Engine struct {
 	state    atomic.Int32 // 0 new, 1 started, 2 closed
 	closing  atomic.Bool  // Close began: waits on full rings give up
 	stop     chan struct{}
+	bpKick   chan struct{} // a loop has a first waiter for backpressureTicker (buffered, 1)
 	workerWG sync.WaitGroup
 }
 
@@ -82,7 +83,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, full: cfg.Metrics == MetricsFull, seed: maphash.MakeSeed(), stop: make(chan struct{}), started: time.Now()}
+	e := &Engine{cfg: cfg, inline: cfg.Mode == ModeInline, full: cfg.Metrics == MetricsFull, seed: maphash.MakeSeed(), stop: make(chan struct{}), bpKick: make(chan struct{}, 1), started: time.Now()}
 	nShards := max(cfg.Workers, 1)
 	for i := range cfg.Rooms {
 		e.bpRooms = append(e.bpRooms, e.cfg.bpPolicyOf(&e.cfg.Rooms[i]))
@@ -155,7 +156,7 @@ func (e *Engine) Start() error {
 	e.workerWG.Add(1)
 	go e.every(authTick, e.checkDeadlines)
 	e.workerWG.Add(1)
-	go e.every(bpTick, e.wakeLagging)
+	go e.backpressureTicker()
 	if j := e.auth.jwks; j != nil {
 		e.workerWG.Add(1)
 		go j.run(e.stop, e.cfg.Auth.JWT.JWKSRefresh, e.workerWG.Done)

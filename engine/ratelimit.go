@@ -127,6 +127,7 @@ func (ls *loopState) flow(s *session, pause bool) {
 		s.flowPaused = true
 		ls.paused = append(ls.paused, s)
 		ls.pausedCount.Store(int32(len(ls.paused)))
+		ls.kickBackpressure()
 		ls.counters.flowPauses.Add(1)
 	} else {
 		s.flowPaused = false
@@ -174,6 +175,7 @@ func (ls *loopState) rateHold(s *session, op byte, payload []byte, t0 int64) {
 	s.conn.PauseReading()
 	ls.rateHolding = append(ls.rateHolding, s)
 	ls.rateHeldCount.Store(int32(len(ls.rateHolding)))
+	ls.kickBackpressure()
 	ls.counters.rateBlocked.Add(1)
 }
 
