@@ -99,7 +99,7 @@ func (tf *targetFlags) apply(addr, path *string) (*tls.Config, error) {
 	*addr, *path = hp, p
 	if !secure {
 		if tf.ca != "" || tf.insecure {
-			return nil, errors.New("streamload: --tls-ca and --tls-insecure need a wss:// --addr")
+			return nil, errors.New("--tls-ca and --tls-insecure need a wss:// --addr")
 		}
 		return nil, nil
 	}
@@ -146,19 +146,14 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	fs.StringVar(&hgrmPath, "hgrm", "", "write the HDR percentile distribution (.hgrm, ms) to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress lines")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
 	var err error
-	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
+	if o.TLS, err = parseTarget(fs, args, &o.Addr, &o.Path); err != nil {
+		return fail(2, err)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "streamload:", err)
-			return 1
+			return fail(1, err)
 		}
 		defer f.Close()
 		_ = pprof.StartCPUProfile(f)
@@ -172,25 +167,21 @@ func runScenario(ctx context.Context, scenario string, args []string) int {
 	}
 	res, err := loadtest.Run(ctx, o)
 	if err != nil && res == nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
+		return fail(1, err)
 	}
 	fmt.Println(res.Summary())
 	if jsonPath != "" {
 		if err := res.WriteJSON(jsonPath); err != nil {
-			fmt.Fprintln(os.Stderr, "streamload:", err)
-			return 1
+			return fail(1, err)
 		}
 	}
 	if hgrmPath != "" {
 		if err := res.WriteHgrm(hgrmPath); err != nil {
-			fmt.Fprintln(os.Stderr, "streamload:", err)
-			return 1
+			return fail(1, err)
 		}
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
+		return fail(1, err)
 	}
 	if q := res.Seqs; q != nil && (!q.Exact() || (q.DropsMatch != nil && !*q.DropsMatch)) {
 		fmt.Fprintln(os.Stderr, "streamload: --count: not every seq was accounted for, or the engine's drops differ from the members' gaps")
@@ -213,16 +204,12 @@ func runIdle(ctx context.Context, args []string) int {
 	fs.DurationVar(&o.Hold, "hold", 5*time.Second, "how long to hold them before measuring")
 	fs.IntVar(&o.PID, "pid", 0, "server pid, to report its RSS per connection")
 	fs.StringVar(&sources, "sources", "", "comma-separated local IPs to dial from (127.0.0.x) when ports run short")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
+	var err error
+	if o.TLS, err = parseTarget(fs, args, &o.Addr, &o.Path); err != nil {
+		return fail(2, err)
+	}
 	if sources != "" {
 		o.Sources = strings.Split(sources, ",")
-	}
-	var err error
-	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
 	}
 	if !strings.HasPrefix(o.Addr, "127.") && !strings.HasPrefix(o.Addr, "localhost:") && !strings.HasPrefix(o.Addr, "[::1]:") {
 		fmt.Fprintln(os.Stderr, "streamload: --addr must be a loopback address")
@@ -233,8 +220,7 @@ func runIdle(ctx context.Context, args []string) int {
 	}
 	res, err := loadtest.Idle(ctx, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return fail(1, err)
 	}
 	fmt.Println(res)
 	return 0
@@ -251,16 +237,12 @@ func runRamp(ctx context.Context, args []string) int {
 	fs.Float64Var(&ro.Max, "max", 2_000_000, "highest rate tried")
 	fs.DurationVar(&ro.P99Bound, "p99", 10*time.Millisecond, "p99 bound a step must stay under")
 	fs.StringVar(&jsonPath, "json", "", "write every step and the best as JSON to this file")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
+	var err error
+	if ro.Base.TLS, err = parseTarget(fs, args, &ro.Base.Addr, &ro.Base.Path); err != nil {
+		return fail(2, err)
+	}
 	if sources != "" {
 		ro.Base.Sources = strings.Split(sources, ",")
-	}
-	var err error
-	if ro.Base.TLS, err = tf.apply(&ro.Base.Addr, &ro.Base.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
 	}
 	if ro.Base.Duration == 10*time.Second {
 		ro.Base.Duration = 5 * time.Second // shorter steps unless asked
@@ -268,22 +250,14 @@ func runRamp(ctx context.Context, args []string) int {
 	ro.Log = os.Stderr
 	res, err := loadtest.Ramp(ctx, ro)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
+		return fail(1, err)
 	}
-	if res.Best != nil {
-		fmt.Printf("ramp: best %.0f msgs/s with p99 %.3f ms (bound %v); stopped because %s\n", res.Best.Rate, res.Best.P99ms, ro.P99Bound, res.Why)
-	} else {
-		fmt.Printf("ramp: no step passed; stopped because %s\n", res.Why)
-	}
-	if jsonPath != "" {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "streamload:", err)
-			return 1
+	return report(true, func() string {
+		if res.Best == nil {
+			return "ramp: no step passed; stopped because " + res.Why
 		}
-	}
-	return 0
+		return fmt.Sprintf("ramp: best %.0f msgs/s with p99 %.3f ms (bound %v); stopped because %s", res.Best.Rate, res.Best.P99ms, ro.P99Bound, res.Why)
+	}, res, jsonPath, nil)
 }
 
 func writeJSONFile(path string, v any) error {
@@ -292,6 +266,46 @@ func writeJSONFile(path string, v any) error {
 		return err
 	}
 	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// fail prints err and returns code, the subcommand's exit status.
+func fail(code int, err error) int {
+	fmt.Fprintln(os.Stderr, "streamload:", err)
+	return code
+}
+
+// addrFlags registers --addr and --path for the subcommands that speak
+// to one engine outside the load scenarios' flags.
+func addrFlags(fs *flag.FlagSet, addr, path *string) {
+	fs.StringVar(addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
+	fs.StringVar(path, "path", "/ws", "WebSocket path")
+}
+
+// parseTarget registers the TLS flags, parses args and resolves --addr
+// (ws:// or wss://) into addr and path; it returns the TLS config.
+func parseTarget(fs *flag.FlagSet, args []string, addr, path *string) (*tls.Config, error) {
+	var tf targetFlags
+	tf.register(fs)
+	_ = fs.Parse(args)
+	return tf.apply(addr, path)
+}
+
+// report prints a measurement's summary when there is one (measured),
+// writes the result as JSON to jsonPath, and returns the exit status for
+// err.
+func report(measured bool, summary func() string, res any, jsonPath string, err error) int {
+	if measured {
+		fmt.Println(summary())
+		if jsonPath != "" {
+			if werr := writeJSONFile(jsonPath, res); werr != nil {
+				return fail(1, werr)
+			}
+		}
+	}
+	if err != nil {
+		return fail(1, err)
+	}
+	return 0
 }
 
 func runFairness(ctx context.Context, args []string) int {
@@ -305,41 +319,23 @@ func runFairness(ctx context.Context, args []string) int {
 	fs.Float64Var(&fo.MaxLoad, "max-load", 0, "before each run, wait until the 1-minute load average is below this (0: don't)")
 	fs.DurationVar(&fo.LoadWait, "load-wait", 10*time.Minute, "wait at most this long for --max-load")
 	fs.StringVar(&jsonPath, "json", "", "write every run, the medians and the ratios as JSON to this file")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
+	var err error
+	if fo.Base.TLS, err = parseTarget(fs, args, &fo.Base.Addr, &fo.Base.Path); err != nil {
+		return fail(2, err)
+	}
 	if sources != "" {
 		fo.Base.Sources = strings.Split(sources, ",")
 	}
-	var err error
-	if fo.Base.TLS, err = tf.apply(&fo.Base.Addr, &fo.Base.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
-	}
 	fo.Log = os.Stderr
 	res, err := loadtest.Fairness(ctx, fo)
-	if res != nil && len(res.Runs) > 0 {
-		fmt.Println(res.Table())
-		if jsonPath != "" {
-			if werr := writeJSONFile(jsonPath, res); werr != nil {
-				fmt.Fprintln(os.Stderr, "streamload:", werr)
-				return 1
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
-	}
-	return 0
+	return report(res != nil && len(res.Runs) > 0, func() string { return res.Table() }, res, jsonPath, err)
 }
 
 func runFlow(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("flow", flag.ExitOnError)
 	var o loadtest.FlowOptions
 	var jsonPath string
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
-	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
+	addrFlags(fs, &o.Addr, &o.Path)
 	fs.Float64Var(&o.Limit, "limit", 0, "the engine's max_messages_per_second (required; the engine needs flow_control: true)")
 	fs.IntVar(&o.Onsets, "onsets", 10, "overload onsets")
 	fs.IntVar(&o.Size, "size", 64, "data bytes per message")
@@ -347,38 +343,20 @@ func runFlow(ctx context.Context, args []string) int {
 	fs.IntVar(&o.Batch, "batch", 1, "messages per write (the pause is checked between writes)")
 	fs.StringVar(&o.Admin, "admin", "", "the engine's admin `HOST:PORT` (loopback): flow_pauses and rate_limited over the run")
 	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
 	var err error
-	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
+	if o.TLS, err = parseTarget(fs, args, &o.Addr, &o.Path); err != nil {
+		return fail(2, err)
 	}
 	o.Log = os.Stderr
 	res, err := loadtest.Flow(ctx, o)
-	if res != nil {
-		fmt.Println(res.Summary())
-		if jsonPath != "" {
-			if werr := writeJSONFile(jsonPath, res); werr != nil {
-				fmt.Fprintln(os.Stderr, "streamload:", werr)
-				return 1
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
-	}
-	return 0
+	return report(res != nil, func() string { return res.Summary() }, res, jsonPath, err)
 }
 
 func runStall(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("stall", flag.ExitOnError)
 	var o loadtest.StallOptions
 	var jsonPath string
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "engine WebSocket address (loopback only): HOST:PORT, ws:// or wss:// URL")
-	fs.StringVar(&o.Path, "path", "/ws", "WebSocket path")
+	addrFlags(fs, &o.Addr, &o.Path)
 	fs.Float64Var(&o.Rate, "rate", 2000, "publishes per second into the room")
 	fs.IntVar(&o.Size, "size", 1024, "data bytes per message")
 	fs.IntVar(&o.Onsets, "onsets", 7, "stops, each in a fresh room")
@@ -389,28 +367,14 @@ func runStall(ctx context.Context, args []string) int {
 	fs.StringVar(&o.Room, "room", "load.stall", "room name prefix (the engine's drop-oldest policy must match it)")
 	fs.StringVar(&o.Admin, "admin", "", "the engine's admin `HOST:PORT` (loopback): backpressure_dropped over the run")
 	fs.StringVar(&jsonPath, "json", "", "write the result as JSON to this file")
-	var tf targetFlags
-	tf.register(fs)
-	_ = fs.Parse(args)
 	var err error
-	if o.TLS, err = tf.apply(&o.Addr, &o.Path); err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 2
+	if o.TLS, err = parseTarget(fs, args, &o.Addr, &o.Path); err != nil {
+		return fail(2, err)
 	}
 	o.Log = os.Stderr
 	res, err := loadtest.Stall(ctx, o)
-	if res != nil {
-		fmt.Println(res.Summary())
-		if jsonPath != "" {
-			if werr := writeJSONFile(jsonPath, res); werr != nil {
-				fmt.Fprintln(os.Stderr, "streamload:", werr)
-				return 1
-			}
-		}
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "streamload:", err)
-		return 1
+	if code := report(res != nil, func() string { return res.Summary() }, res, jsonPath, err); code != 0 {
+		return code
 	}
 	if !res.Exact || (res.Engine != nil && res.Engine.BackpressureDropped != uint64(res.Gapped)) {
 		fmt.Fprintln(os.Stderr, "streamload: stall: not every seq was accounted for, or the engine's drops differ from the gaps")
