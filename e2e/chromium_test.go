@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/coder/websocket"
+	"streamd/client/js"
 	"streamd/internal/chromiumtest"
 )
 
@@ -72,7 +73,10 @@ func TestChromium(t *testing.T) {
 		}
 		t.Fatalf("%s is missing and CI is set: `make test-deps` (scripts/test-deps.sh) must install Debian's chromium: %v", chromiumPath, err)
 	}
-	pages := httptest.NewServer(http.FileServer(http.Dir("testdata")))
+	mux := http.NewServeMux()
+	mux.Handle("/", http.FileServer(http.Dir("testdata")))
+	mux.Handle("/client.js", js.Handler()) // the page's msgpack codec: the shipped client's
+	pages := httptest.NewServer(mux)
 	t.Cleanup(pages.Close)
 
 	modes(t, func(t *testing.T, mode string) {

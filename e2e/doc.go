@@ -10,8 +10,8 @@
 //   - TestChromium drives headless Chromium (Debian's /usr/bin/chromium)
 //     with chromedp: the browser's own WebSocket, which negotiates
 //     permessage-deflate by itself, joins a room and publishes a JSON and a
-//     hand-encoded msgpack message (testdata/chromium.html), next to a Go
-//     client. It skips when Chromium is absent, unless CI is set.
+//     msgpack message (testdata/chromium.html, encoded with the shipped
+//     client's codec, client/js), next to a Go client. It skips when Chromium is absent, unless CI is set.
 //   - TestEncodingSwitchAnswerID pins down a known engine bug (a request id
 //     not transcoded when the client switches encodings before the answer);
 //     it runs only with STREAMD_E2E_KNOWN_BUGS=1 until that is fixed.
