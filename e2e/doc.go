@@ -12,9 +12,9 @@
 //     permessage-deflate by itself, joins a room and publishes a JSON and a
 //     msgpack message (testdata/chromium.html, encoded with the shipped
 //     client's codec, client/js), next to a Go client. It skips when Chromium is absent, unless CI is set.
-//   - TestEncodingSwitchAnswerID pins down a known engine bug (a request id
-//     not transcoded when the client switches encodings before the answer);
-//     it runs only with STREAMD_E2E_KNOWN_BUGS=1 until that is fixed.
+//   - TestEncodingSwitchAnswerID: a client that switches encodings before
+//     an answer gets it in the new encoding with its request id transcoded
+//     (the browser test once found the raw JSON id pasted into msgpack).
 //
 // Each runs against each engine mode (inline and rings). scripts/test-deps.sh
 // installs what they need. This package only tests: it exports nothing and
