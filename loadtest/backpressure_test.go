@@ -177,8 +177,12 @@ func TestFloodIsCountedExactly(t *testing.T) {
 		t.Fatalf("flood: %+v", f)
 	}
 	// The bucket: 200 at the start, 200 a second after; the join took one.
-	if f.Accepted < 200 || float64(f.Accepted) > 200+200*f.Seconds+50 {
-		t.Fatalf("accepted %d in %.2f s against 200/s", f.Accepted, f.Seconds)
+	// What the flooder wrote last may wait in the kernel's buffers and be
+	// read after the flood ended (on a loaded machine, hundreds of ms),
+	// while the bucket refills: the engine may accept flooded messages
+	// until the end marker, 1.1 s after the flood (flooder.finish).
+	if limit := 200 + 200*(f.Seconds+1.1) + 1; f.Accepted < 200 || float64(f.Accepted) > limit {
+		t.Fatalf("accepted %d in %.2f s of flood (+1.1 s to the end marker) against 200/s: at most %.0f", f.Accepted, f.Seconds, limit)
 	}
 	if res.Engine == nil || res.Engine.RateLimited != uint64(f.RateLimited) {
 		t.Fatalf("the engine counted %+v rate_limited, the flooder %d", res.Engine, f.RateLimited)
