@@ -40,9 +40,12 @@ func (o *Aggregator[T, K]) Snapshot(dst []byte, appendKey func(dst []byte, k K) 
 	dst = binary.AppendVarint(dst, o.wm)
 	order := o.snapOrder()
 	dst = binary.AppendUvarint(dst, uint64(len(order)))
-	var err error
+	var (
+		err error
+		kb  []byte
+	)
 	for _, ks := range order {
-		kb := appendKey(nil, ks.key)
+		kb = appendKey(kb[:0], ks.key)
 		dst = binary.AppendUvarint(dst, uint64(len(kb)))
 		dst = append(dst, kb...)
 		dst = binary.AppendVarint(dst, ks.dueAt)
@@ -353,9 +356,6 @@ func (o *Aggregator[T, K]) restore(snap []byte, decodeKey func([]byte) (K, error
 				if ks.xs != nil {
 					ks.xs[i].vals = st.vals
 				}
-			}
-			if r.err != nil {
-				return r.err
 			}
 		case SessionWindow:
 			ns := r.count()

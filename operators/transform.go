@@ -875,21 +875,12 @@ func (o *ConcurrentMap[In, Out]) Open(f *Flow) error {
 func (o *ConcurrentMap[In, Out]) work() {
 	defer o.wg.Done()
 	for j := range o.jobs {
-		if o.ctx.Err() != nil {
-			continue
-		}
-		out, err := o.fn(o.ctx, j.v)
-		o.results <- cmResult[In, Out]{seq: j.seq, v: j.v, out: out, err: err, start: j.start}
-		select {
-		case o.notify <- struct{}{}:
-		default: // a drain is already due
-		}
+		o.do(j)
 	}
 }
 
-// do is work's body for one job, for the adaptive pool's workers
-// (workAdaptive): it runs fn on j and hands the result back (nothing once
-// closed). work keeps its own copy so that a fixed pool's loop is as it was.
+// do is a worker's body for one job (work, workAdaptive): it runs fn on j
+// and hands the result back (nothing once closed).
 func (o *ConcurrentMap[In, Out]) do(j cmJob[In]) {
 	if o.ctx.Err() != nil {
 		return
