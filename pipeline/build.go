@@ -228,10 +228,8 @@ func Build(spec Spec, flow *operators.Flow, opts Options, prev *Pipeline) (*Pipe
 		if !ok {
 			return fail(specError(ns.node, "op", path, "unknown op %q (ops: %s)", ns.Op, strings.Join(opts.Registry.Names(), ", ")))
 		}
-		for _, k := range keysSet(ns.node) {
-			if k != "name" && k != "op" && !slices.Contains(def.Fields, k) {
-				return fail(specError(ns.node, k, path, "field %q does not apply to op %s (it takes: %s)", k, ns.Op, strings.Join(def.Fields, ", ")))
-			}
+		if err := checkFields(ns, &def, path); err != nil {
+			return fail(err)
 		}
 		bc := &BuildContext{Spec: &spec, Node: ns, Opts: &opts, path: path, ck: p.ck}
 		n, err := def.Build(bc)
@@ -302,6 +300,17 @@ func (p *Pipeline) connect(where string) error {
 		prev = ns.Name
 	}
 	p.Graph.Connect(prev, operators.OutputNode)
+	return nil
+}
+
+// checkFields reports a key written in ns's mapping that def does not
+// take.
+func checkFields(ns *NodeSpec, def *OpDef, path string) error {
+	for _, k := range keysSet(ns.node) {
+		if k != "name" && k != "op" && !slices.Contains(def.Fields, k) {
+			return specError(ns.node, k, path, "field %q does not apply to op %s (it takes: %s)", k, ns.Op, strings.Join(def.Fields, ", "))
+		}
+	}
 	return nil
 }
 

@@ -293,10 +293,8 @@ func buildCache(c *BuildContext) (operators.Node, error) {
 	if !ok {
 		return nil, specError(do.node, "op", path, "unknown op %q", do.Op)
 	}
-	for _, k := range keysSet(do.node) {
-		if k != "name" && k != "op" && !slices.Contains(def.Fields, k) {
-			return nil, specError(do.node, k, path, "field %q does not apply to op %s (it takes: %s)", k, do.Op, strings.Join(def.Fields, ", "))
-		}
+	if err := checkFields(do, &def, path); err != nil {
+		return nil, err
 	}
 	inner := *do
 	if inner.Name == "" {
