@@ -80,8 +80,7 @@ func buildStateSink(c *BuildContext) (operators.Node, error) {
 					return false, err
 				}
 			}
-			ck.writes = append(ck.writes, state.Op{Key: key, Delete: true})
-			ck.changed = true
+			ck.del(key)
 			return held, nil
 		}, ns: nsName}, nil
 	}

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -73,6 +74,12 @@ func (ck *ckState) drop(key []byte) bool {
 
 func (ck *ckState) put(key, value []byte, ttl time.Duration) {
 	ck.writes = append(ck.writes, state.Op{Key: append([]byte(nil), key...), Value: value, TTL: ttl})
+	ck.changed = true
+}
+
+// del queues the deletion of key; key is kept, not copied.
+func (ck *ckState) del(key []byte) {
+	ck.writes = append(ck.writes, state.Op{Key: key, Delete: true})
 	ck.changed = true
 }
 
@@ -159,13 +166,11 @@ func (p *Pipeline) TakeCheckpoint() (*Checkpoint, error) {
 		rec = append(rec, name...)
 		h := specHash(&b.spec)
 		rec = append(rec, h[:]...)
-		start := len(rec)
-		rec = binary.AppendUvarint(rec, 0) // placeholder length, rewritten below
 		snap, err := c.snapshot(nil)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline %q: node %q: %w", p.Spec.Name, name, err)
 		}
-		rec = append(binary.AppendUvarint(rec[:start], uint64(len(snap))), snap...)
+		rec = append(binary.AppendUvarint(rec, uint64(len(snap))), snap...)
 	}
 	cp := &Checkpoint{Ops: make([]state.Op, 0, len(ck.writes)+len(ck.outbox)+len(ck.done)+1)}
 	cp.Ops = append(cp.Ops, ck.writes...)
@@ -282,7 +287,7 @@ func (p *Pipeline) RestoreCheckpoint(st *state.Store) (outbox []OutboxMsg, skipp
 		if len(key) != len(prefix)+8 {
 			return true
 		}
-		room, data, ok := cutByte(value, 0)
+		room, data, ok := bytes.Cut(value, []byte{0})
 		if !ok {
 			return true
 		}
@@ -293,13 +298,4 @@ func (p *Pipeline) RestoreCheckpoint(st *state.Store) (outbox []OutboxMsg, skipp
 		return nil, nil, fmt.Errorf("pipeline %q: read the outbox: %w", p.Spec.Name, err)
 	}
 	return outbox, skipped, nil
-}
-
-func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
-	for i, c := range b {
-		if c == sep {
-			return b[:i], b[i+1:], true
-		}
-	}
-	return b, nil, false
 }
