@@ -62,7 +62,7 @@ type asyncNode[P any] struct {
 	timerSet bool
 	outBuf   []Event
 	errBuf   []Event
-	state    int // cmNew, cmOpen, cmClosed (as ConcurrentMap)
+	state    int // asyncNew, asyncOpen, asyncClosed
 
 	jobs    chan []asyncItem[P]
 	msgs    chan asyncMsg

@@ -98,11 +98,7 @@ func buildLLM(c *BuildContext) (operators.Node, error) {
 	if agentID == "" {
 		agentID = c.Node.Name
 	}
-	maxIn := sv.maxIn
-	if maxIn == 0 {
-		maxIn = 4 * sv.conc
-	}
-	an := newAsyncNode[llmPayload](c.Node.Name, "llm", sv.conc, maxIn, 1, 0, sv.overErr)
+	an := newAsyncNode[llmPayload](c.Node.Name, "llm", sv.conc, sv.maxIn, 1, 0, sv.overErr) // default max_in_flight: 4 × concurrency
 	an.closers = append(an.closers, sv.close)
 	st := an.stats
 	sv.policy.Retried = st.Counter("retries")

@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"streamd/aimodel"
@@ -304,7 +305,7 @@ func appendScore(dst []byte, s float32, id []byte) []byte {
 	if id == nil {
 		return append(dst, '0')
 	}
-	return strconv.AppendFloat(dst, math.Round(float64(s)*1e4)/1e4, 'g', -1, 64)
+	return strconv.AppendFloat(dst, round4(float64(s)), 'g', -1, 64)
 }
 
 func jsonOrNull(b []byte) []byte {
@@ -314,10 +315,4 @@ func jsonOrNull(b []byte) []byte {
 	return b
 }
 
-func joinPath(p []string) string {
-	s := p[0]
-	for _, x := range p[1:] {
-		s += "." + x
-	}
-	return s
-}
+func joinPath(p []string) string { return strings.Join(p, ".") }
