@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,16 +11,6 @@ import (
 	"streamd/operators"
 	"streamd/state"
 )
-
-// textStats returns node name's stats.
-func textStats(p *Pipeline, name string) operators.StatsSnapshot {
-	for _, s := range p.Stats() {
-		if s.Name == name {
-			return s
-		}
-	}
-	return operators.StatsSnapshot{}
-}
 
 func roomOf(h *fakeHost, room string) string { return strings.Join(h.rooms[room], "\n") }
 
@@ -50,7 +41,7 @@ func TestTokenizeOp(t *testing.T) {
 		`{"error":"text: data.text is missing","node":"a","attempts":1,"data":{"x":1}}`,
 		`{"error":"text: data.text is a float64, not a string","node":"a","attempts":1,"data":{"text":3}}`,
 		`{"error":"invalid operation: int(string) (1:6)","node":"a","attempts":1,"data":"hello"}`)
-	if s := textStats(p, "a"); s.In != 5 || s.Out != 2 || s.Errors != 3 || s.Kind != "tokenize" {
+	if s := nodeStats(p, "a"); s.In != 5 || s.Out != 2 || s.Errors != 3 || s.Kind != "tokenize" {
 		t.Errorf("stats of a: %+v", s)
 	}
 }
@@ -143,7 +134,7 @@ func TestChunkOp(t *testing.T) {
 	wantRoom(t, h, "bad",
 		`{"error":"text: data.text is missing","node":"c","attempts":1,"data":{"id":2}}`,
 		`{"error":"invalid operation: int(string) (1:6)","node":"c","attempts":1,"data":["not","an","object"]}`)
-	if s := textStats(p, "c"); s.In != 5 || s.Out != 3 || s.Dropped != 1 || s.Errors != 2 {
+	if s := nodeStats(p, "c"); s.In != 5 || s.Out != 3 || s.Dropped != 1 || s.Errors != 2 {
 		t.Errorf("stats: %+v", s)
 	}
 }
@@ -245,7 +236,7 @@ func TestClassifyRulesOp(t *testing.T) {
 	if b := roomOf(h, "bad"); b != "" {
 		t.Errorf("bad: %s", b)
 	}
-	if s := textStats(p, "k"); s.In != 6 || s.Out != 6 || s.Errors != 4 {
+	if s := nodeStats(p, "k"); s.In != 6 || s.Out != 6 || s.Errors != 4 {
 		t.Errorf("stats: %+v", s)
 	}
 }
@@ -290,16 +281,9 @@ func buildBayes(t *testing.T, st *state.Store, h Host) *Pipeline {
 
 func closePipeline(t *testing.T, p *Pipeline) {
 	t.Helper()
-	if err := errorsJoin(p.Flow.Close(), p.Close()); err != nil {
+	if err := errors.Join(p.Flow.Close(), p.Close()); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func errorsJoin(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // TestClassifyBayesSurvivesRestart: what the model learnt is in the state
@@ -419,23 +403,23 @@ func TestCacheOp(t *testing.T) {
 	if n := len(h.rooms["bad"]); n != 2 || !strings.Contains(h.rooms["bad"][0], `"node":"c-do"`) {
 		t.Errorf("bad: %v", h.rooms["bad"])
 	}
-	s := textStats(p, "c")
+	s := nodeStats(p, "c")
 	if s.Counters["cache_hits"] != 1 || s.Counters["cache_misses"] != 3 || s.In != 4 || s.Out != 2 || s.Errors != 2 || s.Kind != "cache" {
 		t.Errorf("stats: %+v", s)
 	}
 	// the inner node is not in the flow: its work shows in the cache's stats
-	if textStats(p, "c-do").Kind != "" {
+	if nodeStats(p, "c-do").Kind != "" {
 		t.Error("the inner node is listed in the flow's stats")
 	}
 	// TTL: after a minute the entry is gone
 	clk.Add(time.Minute)
 	push(p, `{"text":"hello world","u":5}`)
-	if s := textStats(p, "c"); s.Counters["cache_misses"] != 4 {
+	if s := nodeStats(p, "c"); s.Counters["cache_misses"] != 4 {
 		t.Errorf("after the TTL: %v", s.Counters)
 	}
 	// LRU: max 2 entries
 	push(p, `{"text":"a"}`, `{"text":"b"}`, `{"text":"hello world"}`)
-	if s := textStats(p, "c"); s.Counters["cache_misses"] != 7 || s.Counters["cache_hits"] != 1 {
+	if s := nodeStats(p, "c"); s.Counters["cache_misses"] != 7 || s.Counters["cache_hits"] != 1 {
 		t.Errorf("after evicting: %v", s.Counters)
 	}
 }
@@ -461,7 +445,7 @@ func TestCacheRepliesToEachSender(t *testing.T) {
 	if len(got) != 4 || got[0] != "ann 0 "+want || got[2] != "bob 1 "+want || !strings.HasPrefix(got[3], "bob 1 ") {
 		t.Errorf("replies %q", got)
 	}
-	if s := textStats(p, "c"); s.Counters["cache_hits"] != 1 || s.Out != 4 {
+	if s := nodeStats(p, "c"); s.Counters["cache_hits"] != 1 || s.Out != 4 {
 		t.Errorf("stats %+v", s)
 	}
 }
@@ -493,10 +477,10 @@ func TestCacheKeepsPortsAndFilters(t *testing.T) {
 	push(p, `{"n":0,"text":"x"}`, `{"n":1,"text":"x"}`, `{"n":0,"text":"x"}`, `{"n":1,"text":"y"}`, `{"n":1,"text":"y","v":2}`)
 	wantRoom(t, h, "out", `{"n":1,"text":"x","label":"a","confidence":1}`)
 	wantRoom(t, h, "low", `{"n":1,"text":"y","label":"b","confidence":0.2}`, `{"n":1,"text":"y","v":2,"label":"b","confidence":0.2}`)
-	if s := textStats(p, "f"); s.Counters["cache_hits"] != 3 || s.Out != 3 {
+	if s := nodeStats(p, "f"); s.Counters["cache_hits"] != 3 || s.Out != 3 {
 		t.Errorf("filter cache: %+v", s)
 	}
-	if s := textStats(p, "k"); s.Counters["cache_hits"] != 1 || s.Counters["cache_misses"] != 2 {
+	if s := nodeStats(p, "k"); s.Counters["cache_hits"] != 1 || s.Counters["cache_misses"] != 2 {
 		t.Errorf("classify cache: %+v", s)
 	}
 }
@@ -626,7 +610,7 @@ func TestCacheMapAndFlatMap(t *testing.T) {
 	wantRoom(t, h, "b", `{"double":2}`, `{"double":2}`)
 	wantRoom(t, h, "c", "1", "1", "1", "1")
 	for _, n := range []string{"a", "b", "c"} {
-		if s := textStats(p, n); s.Counters["cache_hits"] != 1 || s.Counters["cache_misses"] != 1 {
+		if s := nodeStats(p, n); s.Counters["cache_hits"] != 1 || s.Counters["cache_misses"] != 1 {
 			t.Errorf("%s: %+v", n, s)
 		}
 	}

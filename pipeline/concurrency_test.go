@@ -42,12 +42,7 @@ func TestMapAdaptiveConcurrency(t *testing.T) {
 			t.Fatalf("result %d: %s, want %s (ordered by default)", i, s, want)
 		}
 	}
-	var snap operators.StatsSnapshot
-	for _, s := range p.Stats() {
-		if s.Name == "sq" {
-			snap = s
-		}
-	}
+	snap := nodeStats(p, "sq")
 	g := snap.Gauges
 	if snap.Kind != "concurrent_map" || g["workers_min"] != 2 || g["workers_max"] != 6 || g["queue_high"] != 3 || g["queue_low"] != 1 ||
 		g["workers"] < 2 || g["workers"] > 6 {
@@ -84,17 +79,10 @@ func TestMapConcurrencyErrors(t *testing.T) {
 		{"{max: 4}, retry: {attempts: 2}", `node "a".retry: retry and concurrency together are not supported`},
 	}
 	for _, c := range cases {
-		src := "- {name: p, input: {stream: s}, nodes: [{name: a, op: map, set: {x: '1'}, concurrency: " + c.conc + "}], output: {room: r}}"
-		specs, err := ParseYAML([]byte(src))
-		if err == nil {
-			err = Check(specs[0], Options{})
-		}
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("concurrency: %s:\n err = %v\nwant %q", c.conc, err, c.want)
-		}
+		checkErr(t, "- {name: p, input: {stream: s}, nodes: [{name: a, op: map, set: {x: '1'}, concurrency: "+c.conc+"}], output: {room: r}}", c.want)
 	}
 	// a block mapping points at the line of the field
-	specs, err := ParseYAML([]byte(`
+	checkErr(t, `
 - name: p
   input: {stream: s}
   nodes:
@@ -105,21 +93,10 @@ func TestMapConcurrencyErrors(t *testing.T) {
         min: 3
         max: 2
   output: {room: r}
-`))
-	if err == nil {
-		err = Check(specs[0], Options{})
-	}
-	if err == nil || !strings.Contains(err.Error(), `[10:14] pipeline "p": node "a".concurrency.max: max 2 is below min 3`) {
-		t.Errorf("block mapping: err = %v", err)
-	}
+`, `[10:14] pipeline "p": node "a".concurrency.max: max 2 is below min 3`)
 	// a cache cannot wrap a concurrent map, adaptive or not
-	specs, err = ParseYAML([]byte(`- {name: p, input: {stream: s}, nodes: [{name: c, op: cache, key: data.k, do: {op: map, set: {x: "1"}, concurrency: {max: 2}}}], output: {room: r}}`))
-	if err == nil {
-		err = Check(specs[0], Options{})
-	}
-	if err == nil || !strings.Contains(err.Error(), "a map with concurrency or retry emits later") {
-		t.Errorf("cache: err = %v", err)
-	}
+	checkErr(t, `- {name: p, input: {stream: s}, nodes: [{name: c, op: cache, key: data.k, do: {op: map, set: {x: "1"}, concurrency: {max: 2}}}], output: {room: r}}`,
+		"a map with concurrency or retry emits later")
 }
 
 // TestMapConcurrencyReload: a reload keeps a concurrent map whose
