@@ -42,6 +42,28 @@ func (c EngineCounters) Sub(o EngineCounters) EngineCounters {
 	}
 }
 
+// engineDelta reads the engine's counters from the admin server at addr
+// now and returns a func that reads them again and gives the difference
+// (what the run did). With addr "", neither reads anything and the
+// difference is nil.
+func engineDelta(ctx context.Context, addr string) (func() (*EngineCounters, error), error) {
+	if addr == "" {
+		return func() (*EngineCounters, error) { return nil, nil }, nil
+	}
+	e0, err := ReadEngineCounters(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return func() (*EngineCounters, error) {
+		e1, err := ReadEngineCounters(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		d := e1.Sub(e0)
+		return &d, nil
+	}, nil
+}
+
 // checkLoopback refuses an address that is not on loopback.
 func checkLoopback(flag, addr string) error {
 	host, _, err := net.SplitHostPort(addr)

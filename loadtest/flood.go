@@ -82,7 +82,9 @@ func (f *flooder) flood(start, stop int64, sched string) {
 				break
 			}
 			end := pos + fl - pos%fl // finish the frame, or the server waits for its rest
-			_ = f.writeAll(f.buf[pos:end], t+int64(5*time.Second))
+			if writeFD(f.fd, f.buf[pos:end]) == nil {
+				f.wrote += int64(end - pos)
+			}
 			break
 		}
 		n, err := unix.Write(f.fd, f.buf[pos:])
@@ -105,33 +107,12 @@ func (f *flooder) flood(start, stop int64, sched string) {
 	f.sent.Store(f.wrote / int64(fl))
 }
 
-// writeAll writes b completely or gives up at deadline.
-func (f *flooder) writeAll(b []byte, deadline int64) bool {
-	for len(b) > 0 {
-		if now() > deadline {
-			return false
-		}
-		n, err := unix.Write(f.fd, b)
-		if n > 0 {
-			b = b[n:]
-			f.wrote += int64(n)
-		}
-		if err == unix.EAGAIN {
-			fds := []unix.PollFd{{Fd: int32(f.fd), Events: unix.POLLOUT}}
-			_, _ = unix.Poll(fds, 10)
-		} else if err != nil && err != unix.EINTR {
-			return false
-		}
-	}
-	return true
-}
-
 // finish publishes the end marker once the bucket has had time to
 // refill (wait), so the marker is not itself dropped.
 func (f *flooder) finish(wait time.Duration) {
 	time.Sleep(wait)
 	marker := buildRaw(`{"type":"publish","room":` + strconv.Quote(f.room) + `,"data":{"p":"end-of-flood"}}`)
-	_ = f.writeAll(marker, now()+int64(5*time.Second))
+	_ = writeFD(f.fd, marker)
 }
 
 // buildRaw makes a masked client text frame of payload.
@@ -144,13 +125,7 @@ func (f *flooder) read() {
 	for !f.quit.Load() {
 		n, err := unix.Read(f.fd, buf)
 		if n > 0 {
-			data := buf[:n]
-			if len(in) > 0 {
-				in = append(in, data...)
-				data = in
-			}
-			rest := eachFrame(data, f.frameIn)
-			in = append(in[:0], rest...)
+			reassemble(&in, buf[:n], f.frameIn)
 			continue
 		}
 		if err == unix.EAGAIN || err == unix.EINTR {
@@ -184,10 +159,20 @@ var (
 	flowResume = []byte(`{"type":"flow","state":"resume"`)
 )
 
-// eachFrame calls fn with the payload of each complete server frame in b
-// and returns the rest.
-func eachFrame(b []byte, fn func(p []byte)) []byte {
-	return splitFrames(b, func(_ byte, p []byte) { fn(p) })
+// reassemble handles data, read after the partial frame that *in holds:
+// fn gets the payload of each complete server frame, and *in keeps what
+// is left.
+func reassemble(in *[]byte, data []byte, fn func(p []byte)) {
+	reassembleOps(in, data, func(_ byte, p []byte) { fn(p) })
+}
+
+// reassembleOps is reassemble with each frame's opcode.
+func reassembleOps(in *[]byte, data []byte, fn func(op byte, p []byte)) {
+	if len(*in) > 0 {
+		*in = append(*in, data...)
+		data = *in
+	}
+	*in = append((*in)[:0], splitFrames(data, fn)...)
 }
 
 // splitFrames calls fn with the opcode and payload of each complete

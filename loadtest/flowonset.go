@@ -168,11 +168,9 @@ func Flow(ctx context.Context, o FlowOptions) (*FlowResult, error) {
 		return nil, err
 	}
 	defer unix.Close(c.fd)
-	var e0 EngineCounters
-	if o.Admin != "" {
-		if e0, err = ReadEngineCounters(ctx, o.Admin); err != nil {
-			return nil, err
-		}
+	engine, err := engineDelta(ctx, o.Admin)
+	if err != nil {
+		return nil, err
 	}
 	res := &FlowResult{Scenario: "flow", Limit: o.Limit, Size: o.Size, Batch: o.Batch}
 	fr := &flowRun{fd: c.fd, buf: make([]byte, 256<<10)}
@@ -186,7 +184,7 @@ func Flow(ctx context.Context, o FlowOptions) (*FlowResult, error) {
 		}
 		on, err := fr.onset(o.Limit, o.Max, o.Batch)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("loadtest: flow: onset %d: %w", i+1, err)
 		}
 		res.Onsets = append(res.Onsets, on)
 		res.Limited += on.LimitedAnswers
@@ -207,15 +205,8 @@ func Flow(ctx context.Context, o FlowOptions) (*FlowResult, error) {
 		rate = append(rate, on.FloodPerS)
 	}
 	res.PauseMs, res.InFlight, res.LastEchoMs, res.ResumeMs, res.FloodPerS = statOf(pause), statOf(inflight), statOf(echo), statOf(resume), statOf(rate)
-	if o.Admin != "" {
-		e1, err := ReadEngineCounters(ctx, o.Admin)
-		if err != nil {
-			return res, err
-		}
-		d := e1.Sub(e0)
-		res.Engine = &d
-	}
-	return res, nil
+	res.Engine, err = engine()
+	return res, err
 }
 
 // flowRun is the flow scenario's connection.
@@ -251,7 +242,7 @@ func (fr *flowRun) onset(limit float64, maxMsgs, batch int) (FlowOnset, error) {
 			putTS(fr.frame[fr.tOff:], int64(k))
 			out = append(out, fr.frame...)
 		}
-		if err := fr.writeAll(out); err != nil {
+		if err := writeFD(fr.fd, out); err != nil { // the socket rarely fills: the engine reads
 			return on, err
 		}
 		t := now()
@@ -295,27 +286,6 @@ func (fr *flowRun) onset(limit float64, maxMsgs, batch int) (FlowOnset, error) {
 	return on, nil
 }
 
-// writeAll writes b whole (the socket rarely fills: the engine reads).
-func (fr *flowRun) writeAll(b []byte) error {
-	deadline := now() + int64(5*time.Second)
-	for len(b) > 0 {
-		n, err := unix.Write(fr.fd, b)
-		if n > 0 {
-			b = b[n:]
-		}
-		switch {
-		case err == unix.EAGAIN:
-			if now() > deadline {
-				return errors.New("loadtest: flow: the engine stopped reading")
-			}
-			_, _ = unix.Poll([]unix.PollFd{{Fd: int32(fr.fd), Events: unix.POLLOUT}}, 10)
-		case err != nil && err != unix.EINTR:
-			return err
-		}
-	}
-	return nil
-}
-
 // drain reads what is there (waiting up to waitMs for something when
 // waitMs > 0) and handles each frame.
 func (fr *flowRun) drain(waitMs int) {
@@ -328,13 +298,7 @@ func (fr *flowRun) drain(waitMs int) {
 			return
 		}
 		fr.t = now()
-		data := fr.buf[:n]
-		if len(fr.in) > 0 {
-			fr.in = append(fr.in, data...)
-			data = fr.in
-		}
-		rest := eachFrame(data, fr.frameIn)
-		fr.in = append(fr.in[:0], rest...)
+		reassemble(&fr.in, fr.buf[:n], fr.frameIn)
 		if n < len(fr.buf) {
 			return
 		}

@@ -330,12 +330,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		runtime.GOMAXPROCS(prev + 2*len(flooders))
 		defer runtime.GOMAXPROCS(prev)
 	}
-	var engine0 EngineCounters
-	if o.Admin != "" {
-		var err error
-		if engine0, err = ReadEngineCounters(ctx, o.Admin); err != nil {
-			return nil, err
-		}
+	engine, err := engineDelta(ctx, o.Admin)
+	if err != nil {
+		return nil, err
 	}
 
 	// The schedule: each worker that has senders sends its share of the
@@ -548,22 +545,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		stopFlood()
 		res.Flood = floodResult(flooders)
 	}
-	if o.Admin != "" {
-		e1, err := ReadEngineCounters(ctx, o.Admin)
-		if err != nil {
-			return res, err
-		}
-		d := e1.Sub(engine0)
-		res.Engine = &d
-		if q := res.Seqs; q != nil {
-			match := d.BackpressureDropped == uint64(q.Fast.Gapped+q.Slow.Gapped) && d.GapNotices == uint64(q.Fast.GapNotices+q.Slow.GapNotices)
-			q.EngineDropped, q.EngineGapNotices, q.DropsMatch = &d.BackpressureDropped, &d.GapNotices, &match
-		}
+	if res.Engine, err = engine(); err != nil {
+		return res, err
+	}
+	if d, q := res.Engine, res.Seqs; d != nil && q != nil {
+		match := d.BackpressureDropped == uint64(q.Fast.Gapped+q.Slow.Gapped) && d.GapNotices == uint64(q.Fast.GapNotices+q.Slow.GapNotices)
+		q.EngineDropped, q.EngineGapNotices, q.DropsMatch = &d.BackpressureDropped, &d.GapNotices, &match
 	}
 	if o.PID > 0 {
 		res.RSS = summarizeRSS(res.ServerRSS, o.Duration.Seconds(), 50)
-	}
-	if o.PID > 0 {
 		res.ServerPeakRSS, _ = ProcessPeakRSSKiB(o.PID)
 	}
 	var total int64

@@ -150,11 +150,9 @@ func Stall(ctx context.Context, o StallOptions) (*StallResult, error) {
 		return nil, err
 	}
 	defer unix.Close(pub.fd)
-	var e0 EngineCounters
-	if o.Admin != "" {
-		if e0, err = ReadEngineCounters(ctx, o.Admin); err != nil {
-			return nil, err
-		}
+	engine, err := engineDelta(ctx, o.Admin)
+	if err != nil {
+		return nil, err
 	}
 	res := &StallResult{Scenario: "stall", Rate: o.Rate, Size: o.Size, RcvBuf: o.RcvBuf, Exact: true}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -191,15 +189,8 @@ func Stall(ctx context.Context, o StallOptions) (*StallResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	res.PolicyMs, res.Buffered = statOf(policy), statOf(held)
-	if o.Admin != "" {
-		e1, err := ReadEngineCounters(ctx, o.Admin)
-		if err != nil {
-			return res, err
-		}
-		d := e1.Sub(e0)
-		res.Engine = &d
-	}
-	return res, nil
+	res.Engine, err = engine()
+	return res, err
 }
 
 func stallOnset(ctx context.Context, o StallOptions, pubFD int, room string) (StallOnset, error) {
@@ -289,12 +280,7 @@ func stallOnset(ctx context.Context, o StallOptions, pubFD int, room string) (St
 		for {
 			n, err := unix.Read(sub.fd, buf)
 			if n > 0 {
-				data := buf[:n]
-				if len(in) > 0 {
-					in = append(in, data...)
-					data = in
-				}
-				in = append(in[:0], eachFrame(data, onFrame)...)
+				reassemble(&in, buf[:n], onFrame)
 				continue
 			}
 			return err == unix.EAGAIN || err == unix.EINTR

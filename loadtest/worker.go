@@ -242,17 +242,7 @@ func (w *worker) read(c *lconn, t int64) {
 	for {
 		n, err := unix.Read(c.fd, w.readBuf)
 		if n > 0 {
-			data := w.readBuf[:n]
-			if len(c.in) > 0 {
-				c.in = append(c.in, data...)
-				data = c.in
-			}
-			rest := w.frames(c, data, t)
-			if len(rest) > 0 {
-				c.in = append(c.in[:0], rest...)
-			} else {
-				c.in = c.in[:0]
-			}
+			w.frames(c, w.readBuf[:n], t)
 		}
 		if n == len(w.readBuf) {
 			continue
@@ -265,9 +255,10 @@ func (w *worker) read(c *lconn, t int64) {
 	}
 }
 
-// frames handles each complete server frame in b and returns the rest.
-func (w *worker) frames(c *lconn, b []byte, t int64) []byte {
-	return splitFrames(b, func(op byte, p []byte) {
+// frames handles each complete server frame in data, read from c after
+// the partial frame that c.in holds, and keeps the rest in c.in.
+func (w *worker) frames(c *lconn, data []byte, t int64) {
+	reassembleOps(&c.in, data, func(op byte, p []byte) {
 		if op == opPing {
 			w.pong(c, p)
 		} else {
@@ -367,17 +358,7 @@ func (w *worker) readSlow(t int64) {
 func (w *worker) readSome(c *lconn, t int64, n int) int {
 	got, err := unix.Read(c.fd, w.readBuf[:n])
 	if got > 0 {
-		data := w.readBuf[:got]
-		if len(c.in) > 0 {
-			c.in = append(c.in, data...)
-			data = c.in
-		}
-		rest := w.frames(c, data, t)
-		if len(rest) > 0 {
-			c.in = append(c.in[:0], rest...)
-		} else {
-			c.in = c.in[:0]
-		}
+		w.frames(c, w.readBuf[:got], t)
 		return got
 	}
 	if err != unix.EAGAIN && err != unix.EINTR {
