@@ -80,7 +80,7 @@ func (a *arena) reset() {
 	clear(a.full)
 	a.full = a.full[:0]
 	// Spares plus the current chunk: keep what the peak batch used.
-	if keep := min(max(a.peak, arenaKeep), arenaKeepMax) - 1; len(a.spare) > keep {
+	if keep := max(a.peak, arenaKeep) - 1; len(a.spare) > keep { // peak ≤ arenaKeepMax
 		clear(a.spare[keep:])
 		a.spare = a.spare[:keep]
 	}

@@ -276,8 +276,11 @@ const coalesceMax = 64 << 10
 // iovec list on every call (30 B/op in EchoLoopback; the time per message
 // measured the same either way), and when the socket is full gnet copies
 // what is left of a writev into a pooled buffer and a list node per frame
-// (a lagging member drained by lag_bytes/2 cost hundreds of both per
-// wake), against one per 64 KiB write.
+// (a lagging member drained by lag_bytes/2 = 128 KiB of 512 B frames: ~250
+// of both per wake), against one per 64 KiB write. Measured in the
+// backpressure soak's heap profiles (bench/RESULTS.md, "60-second overload
+// soak": the engine's garbage 356 → 91 KiB/s with this, WriteBufferCap and
+// the arena's kept chunks).
 func (l *Loop) writeFrames(c *Conn) {
 	out := c.out
 	total := 0

@@ -49,10 +49,11 @@ type Options struct {
 	// past it the rest goes to a list of pooled chunks. Capped at
 	// WriteBufferLimit, then rounded up to a power of two by gnet (the
 	// limit still closes the connection). A connection that stays
-	// behind (a lagging member) costs no allocation per write while its
-	// backlog fits the ring; in the list, every partly written chunk goes
-	// back to gnet's pool a size class down and the next is allocated
-	// anew. Default 64 KiB.
+	// behind (a lagging member) reuses its ring while its backlog fits;
+	// in the list, every partly written chunk goes back to gnet's pool a
+	// size class down and the next is allocated anew (the soak's heap
+	// profiles, bench/RESULTS.md "60-second overload soak"). Default
+	// 64 KiB.
 	WriteBufferCap int
 	// DisableCompression turns permessage-deflate (RFC 7692) off. Default
 	// false: compression is offered to clients that ask for it.
