@@ -126,47 +126,16 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 	echo "build: $(git describe --always --dirty 2>/dev/null || echo unknown)"
 } | tee "$OUT/meta.txt"
 
+source "$ROOT/bench/lib.sh" # seconds, stop_server, cleanup, port_free
 SERVER_PID=
 GEN_PID=
-stop_server() {
-	[[ -n $SERVER_PID ]] || return 0
-	if kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill -TERM "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 100); do
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$SERVER_PID" 2>/dev/null || true
-	fi
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
-}
-cleanup() {
-	if [[ -n $GEN_PID ]]; then
-		kill -TERM "$GEN_PID" 2>/dev/null || true
-		wait "$GEN_PID" 2>/dev/null || true
-	fi
-	stop_server
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-port_free() {
-	local p
-	for p in "$PORT" "$ADMIN_PORT"; do
-		for _ in $(seq 100); do
-			(exec 3<>"/dev/tcp/$HOST/$p") 2>/dev/null || continue 2
-			sleep 0.1
-		done
-		echo "backpressure.sh: $HOST:$p is taken by something else" >&2
-		return 1
-	done
-}
 
 # start_server CONFIG NAME [ENV=VALUE…]: streamd on SERVER_CPU, until both
 # ports answer.
 start_server() {
-	port_free
+	port_free "$PORT" "$ADMIN_PORT"
 	env "${@:3}" taskset -c "$SERVER_CPU" "$BIN_DIR/streamd" serve --config "$OUT/$1" --listen "$HOST:$PORT" \
 		--admin "$HOST:$ADMIN_PORT" --in-memory --log-level warn >"$OUT/$2.server.log" 2>&1 &
 	SERVER_PID=$!
@@ -227,19 +196,6 @@ summary() { # NAME: the closing block of a part's log, into summary.txt
 		sed -n "/${2}/,\$p" "$OUT/$1.gen.log"
 		echo
 	} | tee -a "$OUT/summary.txt"
-}
-
-seconds() { # whole seconds in a Go duration such as 10s, 1m, 1m30s
-	local d=$1 total=0
-	while [[ $d =~ ^([0-9]+)(ms|s|m)(.*)$ ]]; do
-		case ${BASH_REMATCH[2]} in
-		ms) total=$((total + 1)) ;;
-		s) total=$((total + BASH_REMATCH[1])) ;;
-		m) total=$((total + BASH_REMATCH[1] * 60)) ;;
-		esac
-		d=${BASH_REMATCH[3]}
-	done
-	echo "$total"
 }
 
 for part in $PARTS; do

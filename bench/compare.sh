@@ -93,22 +93,7 @@ server_cmd() {
 	esac
 }
 
-# seconds DURATION: whole seconds in a Go duration like 10s, 1m, 1m30s, 500ms.
-seconds() {
-	local d=$1 total=0 n
-	while [[ $d =~ ^([0-9]+)(ms|s|m|h)(.*)$ ]]; do
-		n=${BASH_REMATCH[1]}
-		case ${BASH_REMATCH[2]} in
-		ms) total=$((total + (n + 999) / 1000)) ;;
-		s) total=$((total + n)) ;;
-		m) total=$((total + n * 60)) ;;
-		h) total=$((total + n * 3600)) ;;
-		esac
-		d=${BASH_REMATCH[3]}
-	done
-	[[ -z $d ]] || { echo "compare.sh: cannot read duration $1" >&2; return 1; }
-	echo "$total"
-}
+source "$ROOT/bench/lib.sh" # seconds, stop_server, cleanup, port_free
 
 # Check everything up front, before building or starting anything.
 command -v taskset >/dev/null || { echo "compare.sh: taskset (util-linux) is needed" >&2; exit 1; }
@@ -121,26 +106,6 @@ fi
 
 SERVER_PID=
 GEN_PID=
-stop_server() {
-	[[ -n $SERVER_PID ]] || return 0
-	if kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill -TERM "$SERVER_PID" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$SERVER_PID" 2>/dev/null || true
-	fi
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=
-}
-cleanup() {
-	if [[ -n $GEN_PID ]]; then
-		kill -TERM "$GEN_PID" 2>/dev/null || true
-		wait "$GEN_PID" 2>/dev/null || true
-	fi
-	stop_server
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -153,15 +118,6 @@ wait_port() {
 		fi
 		sleep 0.1
 	done
-	return 1
-}
-
-port_free() {
-	for _ in $(seq 100); do
-		(exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null || return 0
-		sleep 0.1
-	done
-	echo "compare.sh: $HOST:$PORT is taken by something else" >&2
 	return 1
 }
 
@@ -197,7 +153,7 @@ for scn in $SCENARIOS; do
 		for rep in $(seq "$REPEAT"); do
 			name="$srv.$scn.$rep"
 			echo "== $name"
-			port_free
+			port_free "$PORT"
 			rm -rf "$OUT/durable-data" # streamd_durable starts each run on an empty log
 			taskset -c "$SERVER_CPU" "${srv_cmd[@]}" >"$OUT/$name.server.log" 2>&1 &
 			SERVER_PID=$!
