@@ -45,14 +45,7 @@ func TestIngestReloadAndSighup(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	w := watchLog(pr)
-	codec := make(chan int, 1)
-	go func() {
-		codec <- run(ctx, []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory"},
-			io.Discard, pw, mapEnv(nil))
-		pw.Close()
-	}()
+	w, codec := serveInProcess(ctx, mapEnv(nil), "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory")
 	ws, admin := w.waitListening(t)
 	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
 	if err != nil {
@@ -122,13 +115,5 @@ func TestIngestReloadAndSighup(t *testing.T) {
 	if code, b := httpPost(t, admin+"/ingest?stream=s", "{\"n\":5}\nnot json\n"); code != 400 || !strings.Contains(b, "line 2") {
 		t.Fatalf("/ingest with a bad line: %d %s", code, b)
 	}
-	cancel()
-	select {
-	case code := <-codec:
-		if code != 0 {
-			t.Errorf("serve exited %d:\n%s", code, w.logSoFar())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopServe(t, cancel, codec, w)
 }

@@ -109,14 +109,8 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestServeInProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	w := watchLog(pr)
-	codec := make(chan int, 1)
-	go func() {
-		codec <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory"},
-			io.Discard, pw, mapEnv(map[string]string{envMode: "inline"}))
-		pw.Close()
-	}()
+	w, codec := serveInProcess(ctx, mapEnv(map[string]string{envMode: "inline"}),
+		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory")
 	ws, admin := w.waitListening(t)
 	if !strings.HasPrefix(ws, "ws://127.0.0.1:") || !strings.HasSuffix(ws, "/ws") {
 		t.Errorf("ws = %q", ws)
@@ -146,6 +140,28 @@ func TestServeInProcess(t *testing.T) {
 	if code, _ := httpGet(t, admin+"/nope"); code != 404 {
 		t.Errorf("/nope: %d, want 404", code)
 	}
+	stopServe(t, cancel, codec, w)
+	<-w.done
+}
+
+// serveInProcess runs `serve args…` inside the test (so -race sees it)
+// until ctx ends, with env as its environment. It returns the watcher of
+// its log and the channel its exit status comes on.
+func serveInProcess(ctx context.Context, env func(string) (string, bool), args ...string) (*logWatcher, <-chan int) {
+	pr, pw := io.Pipe()
+	w := watchLog(pr)
+	codec := make(chan int, 1)
+	go func() {
+		codec <- run(ctx, append([]string{"serve"}, args...), io.Discard, pw, env)
+		pw.Close()
+	}()
+	return w, codec
+}
+
+// stopServe cancels a serveInProcess's context and checks that it
+// returns status 0 within 10 s.
+func stopServe(t *testing.T, cancel context.CancelFunc, codec <-chan int, w *logWatcher) {
+	t.Helper()
 	cancel()
 	select {
 	case code := <-codec:
@@ -155,7 +171,6 @@ func TestServeInProcess(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return 10s after its context ended")
 	}
-	<-w.done
 }
 
 // TestEndToEnd builds the binary and drives it the way outside tests do

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,20 +43,12 @@ func TestServeTLSReload(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if code := run(context.Background(), []string{"validate", cfg}, &out, &out, mapEnv(nil)); code != 0 {
-		t.Fatalf("validate: %d %s", code, out.String())
+	if code, out, errOut := runCLI(t, "validate", cfg); code != 0 {
+		t.Fatalf("validate: %d %s%s", code, out, errOut)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	pr, pw := io.Pipe()
-	w := watchLog(pr)
-	codec := make(chan int, 1)
-	go func() {
-		codec <- run(ctx, []string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory"},
-			io.Discard, pw, mapEnv(nil))
-		pw.Close()
-	}()
+	w, codec := serveInProcess(ctx, mapEnv(nil), "--config", cfg, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--in-memory")
 	_, admin := w.waitListening(t)
 	clientCfg := testcert.ClientConfig(p1, p2, p3)
 	d := websocket.Dialer{TLSClientConfig: clientCfg, HandshakeTimeout: 5 * time.Second}
@@ -125,15 +115,7 @@ func TestServeTLSReload(t *testing.T) {
 	}
 	ping()
 
-	cancel()
-	select {
-	case code := <-codec:
-		if code != 0 {
-			t.Errorf("serve exited %d:\n%s", code, w.logSoFar())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopServe(t, cancel, codec, w)
 	if c, err := net.DialTimeout("tcp", tlsAddr, time.Second); err == nil {
 		c.Close()
 		t.Fatal("the TLS port still accepts after serve stopped")
@@ -157,9 +139,8 @@ func TestValidateTLSErrors(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(src), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		if code := run(context.Background(), []string{"validate", cfg}, &out, &out, mapEnv(nil)); code == 0 || !strings.Contains(out.String(), tc.want) {
-			t.Errorf("validate %s/%s: exit %d, %s; want an error containing %q", tc.cert, tc.key, code, out.String(), tc.want)
+		if code, out, errOut := runCLI(t, "validate", cfg); code == 0 || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("validate %s/%s: exit %d, %s%s; want an error containing %q", tc.cert, tc.key, code, out, errOut, tc.want)
 		}
 	}
 }
