@@ -47,16 +47,23 @@ type pageReconnect struct {
 	At      int64 `json:"at"`
 }
 
-// browser starts headless Chromium for t and returns a context to run
-// chromedp actions in, and a function that reports Chromium's logs.
-func browser(t *testing.T) (context.Context, func() string) {
+// needChromium skips t when Chromium is missing, or fails it when CI is
+// set.
+func needChromium(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "" {
 			t.Skipf("skipping: %s is missing (run `make test-deps`, or apt-get install chromium); with CI set this fails", chromiumPath)
 		}
-		t.Fatalf("%s is missing and CI is set: `make test-deps` must install Debian's chromium: %v", chromiumPath, err)
+		t.Fatalf("%s is missing and CI is set: `make test-deps` (scripts/test-deps.sh) must install Debian's chromium: %v", chromiumPath, err)
 	}
+}
+
+// browser starts headless Chromium for t and returns a context to run
+// chromedp actions in, and a function that reports Chromium's logs.
+func browser(t *testing.T) (context.Context, func() string) {
+	t.Helper()
+	needChromium(t)
 	ctx := deadline(t)
 	logs := &chromiumtest.Log{}
 	profile, err := os.MkdirTemp("", "e2e-client-")
@@ -65,7 +72,7 @@ func browser(t *testing.T) (context.Context, func() string) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(profile) })
 	allocCtx, cancelAlloc := chromiumtest.NewAllocator(ctx, chromiumPath, profile, logs)
-	t.Cleanup(cancelAlloc)
+	t.Cleanup(cancelAlloc) // runs before the profile's removal: waits for Chromium's exit
 	b, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(logs.Printf), chromedp.WithErrorf(logs.Printf))
 	t.Cleanup(cancel)
 	return b, logs.String

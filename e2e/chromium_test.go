@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +10,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/coder/websocket"
-	"streamd/client/js"
 	"streamd/internal/chromiumtest"
 )
 
@@ -67,17 +63,8 @@ func chromiumGoData() map[string]any {
 // JSON and msgpack messages reach the Go client and the Go client's message
 // reaches the browser.
 func TestChromium(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("skipping: %s is missing (run `make test-deps`, or apt-get install chromium); with CI set this fails", chromiumPath)
-		}
-		t.Fatalf("%s is missing and CI is set: `make test-deps` (scripts/test-deps.sh) must install Debian's chromium: %v", chromiumPath, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", http.FileServer(http.Dir("testdata")))
-	mux.Handle("/client.js", js.Handler()) // the page's msgpack codec: the shipped client's
-	pages := httptest.NewServer(mux)
-	t.Cleanup(pages.Close)
+	needChromium(t)
+	pages := pageServer(t) // /client.js: the page's msgpack codec is the shipped client's
 
 	modes(t, func(t *testing.T, mode string) {
 		ctx := deadline(t)
@@ -87,20 +74,10 @@ func TestChromium(t *testing.T) {
 		g := dialGo(ctx, t, wsURL, websocket.CompressionContextTakeover)
 		g.join(ctx, room)
 
-		logs := &chromiumtest.Log{}
-		profile, err := os.MkdirTemp("", "e2e-chromium-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.RemoveAll(profile) })
-		allocCtx, cancelAlloc := chromiumtest.NewAllocator(ctx, chromiumPath, profile, logs)
-		t.Cleanup(cancelAlloc) // runs before the profile's removal: waits for Chromium's exit
-		browser, cancelBrowser := chromedp.NewContext(allocCtx,
-			chromedp.WithLogf(logs.Printf), chromedp.WithErrorf(logs.Printf))
-		t.Cleanup(cancelBrowser)
+		browser, logs := browser(t)
 		fatal := func(format string, args ...any) {
 			t.Helper()
-			t.Fatalf("%s\nchromedp and chromium logs:\n%s", fmt.Sprintf(format, args...), logs.String())
+			t.Fatalf("%s\nchromedp and chromium logs:\n%s", fmt.Sprintf(format, args...), logs())
 		}
 
 		start := time.Now()
