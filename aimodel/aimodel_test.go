@@ -57,6 +57,23 @@ func TestVectors(t *testing.T) {
 		if _, err := ParseVector(nil, []byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
+		if CheckVector([]byte(bad)) == nil {
+			t.Errorf("CheckVector(%q) = nil", bad)
+		}
+	}
+	raw := []byte(` [1, -2.5e-1 ,3E2,0] `)
+	if err := CheckVector(raw); err != nil {
+		t.Fatalf("CheckVector: %v", err)
+	}
+	if !errors.Is(CheckVector([]byte(`[ ]`)), errNoVector) {
+		t.Fatal("CheckVector of an empty array")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = CheckVector(raw) }); n != 0 {
+		t.Fatalf("CheckVector allocates %v", n)
+	}
+	buf := make([]float32, 0, 4)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = ParseVector(buf, raw) }); n != 0 {
+		t.Fatalf("ParseVector into a large enough dst allocates %v", n)
 	}
 	if v, err := ParseVector(nil, []byte(`[]`)); err != nil || len(v) != 0 {
 		t.Fatalf("empty: %v %v", v, err)

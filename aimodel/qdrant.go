@@ -214,13 +214,14 @@ func formatUUID(b [16]byte) string {
 // errNoVector is returned for a point without a vector.
 var errNoVector = errors.New("no vector")
 
-// CheckVector reports whether raw is a non-empty JSON array of numbers.
+// CheckVector reports whether raw is a non-empty JSON array of numbers,
+// without building the vector.
 func CheckVector(raw []byte) error {
-	v, err := ParseVector(nil, raw)
+	_, n, err := parseVector(nil, raw, false)
 	if err != nil {
 		return err
 	}
-	if len(v) == 0 {
+	if n == 0 {
 		return errNoVector
 	}
 	return nil

@@ -60,45 +60,53 @@ var ErrNotVector = errors.New("not a JSON array of numbers")
 // ParseVector parses a JSON array of numbers into dst[:0] (grown as
 // needed) and returns it. It allocates nothing once dst is large enough.
 func ParseVector(dst []float32, b []byte) ([]float32, error) {
-	dst = dst[:0]
+	dst, _, err := parseVector(dst[:0], b, true)
+	return dst, err
+}
+
+// parseVector checks that b is a JSON array of numbers and returns how
+// many it holds; with keep, it appends them to dst too.
+func parseVector(dst []float32, b []byte, keep bool) ([]float32, int, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '[' {
-		return dst, ErrNotVector
+		return dst, 0, ErrNotVector
 	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		if skipSpace(b, i+1) != len(b) {
-			return dst, ErrNotVector
+			return dst, 0, ErrNotVector
 		}
-		return dst, nil
+		return dst, 0, nil
 	}
-	for {
+	for n := 1; ; n++ {
 		j := i
 		for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || (b[j] >= '0' && b[j] <= '9')) {
 			j++
 		}
 		if j == i {
-			return dst, ErrNotVector
+			return dst, 0, ErrNotVector
 		}
 		f, err := strconv.ParseFloat(unsafe.String(&b[i], j-i), 32)
 		if err != nil {
-			return dst, ErrNotVector
+			return dst, 0, ErrNotVector
 		}
-		dst = append(dst, float32(f))
+		if keep {
+			dst = append(dst, float32(f))
+		}
 		i = skipSpace(b, j)
 		if i >= len(b) {
-			return dst, ErrNotVector
+			return dst, 0, ErrNotVector
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case ']':
 			if skipSpace(b, i+1) != len(b) {
-				return dst, ErrNotVector
+				return dst, 0, ErrNotVector
 			}
-			return dst, nil
+			return dst, n, nil
 		default:
-			return dst, ErrNotVector
+			return dst, 0, ErrNotVector
 		}
 	}
 }
