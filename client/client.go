@@ -158,12 +158,13 @@ type Client struct {
 	onDisc   []func(error)
 	onRecon  []func(attempt int, delay time.Duration)
 	onErr    []func(error)
-	hasTyped atomicBool
+	hasTyped atomic.Bool
 	qspace   chan struct{} // signalled when the offline queue drains (OverflowBlock)
 	started  bool          // Connect ran (mu)
 	gaveUp   bool          // MaxReconnectAttempts ran out (mu)
 	paused   bool          // the engine said {"type":"flow","state":"pause"} (mu)
 	inflight int           // publishes and events sent and unanswered (mu), at most Options.MaxInFlight
+	mpBuf    []byte        // writeLocked's msgpack frame, reused (mu)
 }
 
 // endErr is what calls on a client that ended get. mu held.
@@ -407,9 +408,6 @@ func (c *Client) run(conn *websocket.Conn, hb time.Duration) {
 	}
 }
 
-// serve makes conn current (re-joining rooms and flushing the queue),
-// pings every hb and reads until the connection fails or is silent for
-// DeadAfter.
 // activate makes conn current: rooms re-joined, queue flushed, state
 // Connected, OnConnect posted. A no-op when conn already is current.
 func (c *Client) activate(conn *websocket.Conn) error {
@@ -434,6 +432,9 @@ func (c *Client) activate(conn *websocket.Conn) error {
 	return nil
 }
 
+// serve makes conn current (re-joining rooms and flushing the queue),
+// pings every hb and reads until the connection fails or is silent for
+// DeadAfter.
 func (c *Client) serve(conn *websocket.Conn, hb time.Duration) error {
 	dead := c.opts.DeadAfter
 	if dead == 0 {
@@ -734,10 +735,16 @@ func (c *Client) writeLocked(conn *websocket.Conn, out outFrame) error {
 	}
 	mt := websocket.MessageText
 	if c.opts.Encoding == EncodingMsgpack {
-		if b, err = protocol.JSONToMsgpack(nil, b); err != nil {
+		// conn.Write is done with the frame when it returns: one buffer serves
+		// every frame (but a rare big one is not kept).
+		m, err := protocol.JSONToMsgpack(c.mpBuf[:0], b)
+		if err != nil {
 			return err
 		}
-		mt = websocket.MessageBinary
+		if cap(m) <= 64<<10 {
+			c.mpBuf = m
+		}
+		b, mt = m, websocket.MessageBinary
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.WriteTimeout)
 	defer cancel()
@@ -830,11 +837,6 @@ func (c *Client) typedCall(m Message) {
 		fn(m)
 	}
 }
-
-type atomicBool struct{ v atomic.Bool }
-
-func (b *atomicBool) Load() bool   { return b.v.Load() }
-func (b *atomicBool) Store(x bool) { b.v.Store(x) }
 
 type syncTime struct {
 	mu sync.Mutex

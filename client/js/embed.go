@@ -6,6 +6,7 @@ package js
 import (
 	_ "embed"
 	"net/http"
+	"strings"
 )
 
 // Source is streamd.js.
@@ -24,7 +25,7 @@ var Types []byte
 func Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, ctype := Source, "text/javascript; charset=utf-8"
-		if len(r.URL.Path) >= 5 && r.URL.Path[len(r.URL.Path)-5:] == ".d.ts" {
+		if strings.HasSuffix(r.URL.Path, ".d.ts") {
 			body, ctype = Types, "application/typescript; charset=utf-8"
 		}
 		w.Header().Set("Content-Type", ctype)
