@@ -36,21 +36,17 @@ const ckProdNS = "ckprod" // pipeline \x00 producer → last admitted pseq
 // ckRT is a checkpointing pipeline's executor-side state.
 type ckRT struct {
 	every     time.Duration
-	next      int64 // unix ns: the next checkpoint is not taken before
-	producers map[string]ckProd
-	changed   map[string]uint64 // producer → pseq, since the last checkpoint
-	clock     uint64            // admissions, for eviction
-	acks      []pendingAck      // events admitted since the last checkpoint
+	next      int64                // unix ns: the next checkpoint is not taken before
+	producers map[string]prodState // pseq and used (seq unused)
+	changed   map[string]uint64    // producer → pseq, since the last checkpoint
+	clock     int64                // admissions, for eviction
+	acks      []pendingAck         // events admitted since the last checkpoint
 	inflight  bool
 	done      chan ckResult // the committer's answer (capacity 1)
 	retry     *ckJob        // a job whose commit failed
 	republish []pipeline.OutboxMsg
 	failures  int
 	lastWarn  time.Time
-}
-
-type ckProd struct {
-	pseq, used uint64
 }
 
 // pendingAck is an admitted event to acknowledge after the commit.
@@ -86,7 +82,7 @@ func (e *Engine) ckStart(rt *pipeRT, p *pipeline.Pipeline, fresh bool) error {
 		rt.ck.every = p.Spec.Checkpoint
 		return nil
 	}
-	ck := &ckRT{every: p.Spec.Checkpoint, producers: map[string]ckProd{}, changed: map[string]uint64{}, done: make(chan ckResult, 1)}
+	ck := &ckRT{every: p.Spec.Checkpoint, producers: map[string]prodState{}, changed: map[string]uint64{}, done: make(chan ckResult, 1)}
 	if !fresh { // turned on by a reload: the running windows are the state
 		rt.ck = ck
 		return nil
@@ -104,7 +100,7 @@ func (e *Engine) ckStart(rt *pipeRT, p *pipeline.Pipeline, fresh bool) error {
 	prefix := ckProdKey(p.Spec.Name, "")
 	err = e.store.Scan(prefix, func(key, value []byte) bool {
 		if len(value) == 8 {
-			ck.producers[string(key[len(prefix):])] = ckProd{pseq: binary.BigEndian.Uint64(value)}
+			ck.producers[string(key[len(prefix):])] = prodState{pseq: binary.BigEndian.Uint64(value)}
 		}
 		return true
 	})
@@ -132,9 +128,9 @@ func (x *pipeExec) ckAdmit(rt *pipeRT, pi *pipeIn) bool {
 			return false
 		}
 		if !ok && len(ck.producers) >= maxProducers {
-			ck.evictOldest()
+			evictOldest(ck.producers)
 		}
-		ck.producers[pi.producer] = ckProd{pseq: pi.pseq, used: ck.clock}
+		ck.producers[pi.producer] = prodState{pseq: pi.pseq, used: ck.clock}
 		ck.changed[pi.producer] = pi.pseq
 	}
 	if sess != nil && pi.ev.ID != nil {
@@ -142,17 +138,6 @@ func (x *pipeExec) ckAdmit(rt *pipeRT, pi *pipeIn) bool {
 	}
 	rt.p.MarkDirty()
 	return true
-}
-
-func (ck *ckRT) evictOldest() {
-	var oldest string
-	at := ^uint64(0)
-	for k, v := range ck.producers {
-		if v.used < at {
-			oldest, at = k, v.used
-		}
-	}
-	delete(ck.producers, oldest)
 }
 
 // ckAck sends {"type":"ack","id":…,"stream":…} to an event's sender.
