@@ -225,11 +225,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 		}
 	case BPDropOldest:
 		if lag.len() >= lag.bp.maxPending {
-			old := lag.q[lag.head]
-			lag.q[lag.head] = lagItem{}
-			lag.head++
-			ls.dropped(lag, old.r, old.m)
-			old.m.release()
+			ls.dropOldest(lag)
 		}
 	case BPSample:
 		lag.sampled++
@@ -238,7 +234,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 			return true
 		}
 	case BPKeepLatest:
-		key, _ = conflateKey(m, lag.bp.conflateKey)
+		key, _ = ls.conflateKey(m, lag.bp.conflateKey)
 		if key != "" {
 			for i := lag.head; i < len(lag.q); i++ {
 				if it := &lag.q[i]; it.r == r && it.key == key {
@@ -252,11 +248,7 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 			}
 		}
 		if lag.len() >= lag.bp.maxPending { // too many keys: the oldest goes
-			old := lag.q[lag.head]
-			lag.q[lag.head] = lagItem{}
-			lag.head++
-			ls.dropped(lag, old.r, old.m)
-			old.m.release()
+			ls.dropOldest(lag)
 		}
 	}
 	if lag.head > 0 && lag.head >= len(lag.q)/2 {
@@ -270,6 +262,21 @@ func (ls *loopState) deliverLagging(s *session, r *room, m *Message, bp *bpPolic
 }
 
 func (l *lagState) len() int { return len(l.q) - l.head }
+
+// pop takes the oldest queued item off lag (the caller releases its m).
+func (l *lagState) pop() lagItem {
+	it := l.q[l.head]
+	l.q[l.head] = lagItem{}
+	l.head++
+	return it
+}
+
+// dropOldest lets lag's oldest queued message go, noted as dropped.
+func (ls *loopState) dropOldest(lag *lagState) {
+	old := lag.pop()
+	ls.dropped(lag, old.r, old.m)
+	old.m.release()
+}
 
 // dropped notes that s will not get m: counted, and in its gaps.
 func (ls *loopState) dropped(lag *lagState, r *room, m *Message) {
@@ -301,11 +308,13 @@ func (ls *loopState) dropped(lag *lagState, r *room, m *Message) {
 }
 
 // conflateKey returns the value of field key of m's data (as its raw
-// bytes: "AAPL" and AAPL differ), for JSON and msgpack data.
-func conflateKey(m *Message, key []byte) (string, bool) {
+// bytes: "AAPL" and AAPL differ), for JSON and msgpack data (transcoded
+// in the loop's scratch). Loop-only.
+func (ls *loopState) conflateKey(m *Message, key []byte) (string, bool) {
 	data := m.data
 	if m.enc == encMsgpack {
-		data = transcode(nil, data, encMsgpack, encJSON)
+		ls.conv = transcode(ls.conv[:0], data, encMsgpack, encJSON)
+		data = ls.conv
 	}
 	var val string
 	found := false
@@ -337,9 +346,7 @@ func (ls *loopState) drainLagging() {
 		}
 		budget := lag.bp.lagBytes / 2
 		for lag.len() > 0 && budget > 0 {
-			it := lag.q[lag.head]
-			lag.q[lag.head] = lagItem{}
-			lag.head++
+			it := lag.pop()
 			ls.writeGaps(s, lag, it.r, it.m.seq)
 			f := ls.messageFrame(s, it.m)
 			budget -= len(f)
@@ -428,7 +435,7 @@ func (ls *loopState) freeLag(lag *lagState) {
 
 const (
 	lagFreeMax   = 16
-	lagFreeItems = 2048 // 16 × 2048 × (40 B item + 32 B gap) ≈ 2.3 MiB a loop at most
+	lagFreeItems = 2048 // 16 × 2048 × (32 B item + 24 B gap) ≈ 1.8 MiB a loop at most
 )
 
 // wakeLagging wakes the loops that hold lagging members, paused
