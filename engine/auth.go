@@ -335,7 +335,6 @@ func (c *Config) validateAuth() []error {
 type identity struct {
 	authed bool   // a verified token (false: anonymous)
 	sub    string // the token's subject
-	subB   []byte
 	admin  bool
 	roles  []string
 	rooms  *roomClaims // nil: the token limits no rooms
@@ -506,7 +505,6 @@ func (a *authenticator) verify(token []byte) (*identity, *authFailure) {
 	if err := protocol.ValidRoomName([]byte(id.sub), MaxUserID); err != nil {
 		return nil, &authFailure{CloseUnauthenticated, CodeUnauthenticated, authInvalid, "token: sub: empty, over 256 bytes, or with control characters"}
 	}
-	id.subB = []byte(id.sub)
 	if r := id.rooms; r != nil {
 		for _, list := range [][]string{r.Join, r.Publish, r.History} {
 			for _, p := range list {
@@ -635,17 +633,14 @@ func (ls *loopState) countAuthFailure(reason int) {
 
 // replyErrorCode sends an error with code and message, counted.
 func (ls *loopState) replyErrorCode(s *session, id []byte, code, msg string) {
-	ls.counters.errors.Add(1)
-	ls.metrics.errCodes[errorCodeIndex(code)].Inc()
-	ls.replyErrorUncounted(s, id, &protocol.Error{Code: code, Message: msg})
+	ls.replyError(s, id, &protocol.Error{Code: code, Message: msg})
 }
 
 // closeAuth closes s for an authentication reason; nothing it sends
-// later is read.
+// later is read (netpoll hands no frame on after Close).
 func (ls *loopState) closeAuth(s *session, code uint16, reason string) {
 	ls.arm(s, 0)
 	s.who = nil
-	s.authClosed = true
 	if len(reason) > 120 {
 		reason = reason[:120]
 	}
@@ -656,17 +651,13 @@ func (ls *loopState) closeAuth(s *session, code uint16, reason string) {
 // authentication of a pending (or anonymous) connection, or a refresh.
 func (ls *loopState) authMessage(s *session, env *protocol.Envelope) {
 	pending := s.who == nil
+	var id *identity
+	var f *authFailure
 	if len(env.Token) == 0 {
-		f := &authFailure{CloseUnauthenticated, CodeUnauthenticated, authMissing, `auth needs a "token"`}
-		if pending {
-			ls.refuse(s, env.ID, f)
-			return
-		}
-		ls.countAuthFailure(f.reason)
-		ls.replyErrorCode(s, env.ID, f.code, f.msg)
-		return
+		f = &authFailure{CloseUnauthenticated, CodeUnauthenticated, authMissing, `auth needs a "token"`}
+	} else {
+		id, f = ls.e.auth.verify(env.Token)
 	}
-	id, f := ls.e.auth.verify(env.Token)
 	if f != nil {
 		if pending {
 			ls.refuse(s, env.ID, f)
@@ -683,11 +674,12 @@ func (ls *loopState) authMessage(s *session, env *protocol.Envelope) {
 		return
 	}
 	ls.setIdentity(s, id)
-	b := ls.np.BeginFrame(64 + len(env.ID) + len(id.subB))
+	sub := []byte(id.sub)
+	b := ls.np.BeginFrame(64 + len(env.ID) + len(sub))
 	if s.enc == encJSON {
-		b = protocol.AppendAuthenticatedJSON(b, env.ID, id.subB, id.exp, id.admin)
+		b = protocol.AppendAuthenticatedJSON(b, env.ID, sub, id.exp, id.admin)
 	} else {
-		b = protocol.AppendAuthenticatedMsgpack(b, env.ID, id.subB, id.exp, id.admin)
+		b = protocol.AppendAuthenticatedMsgpack(b, env.ID, sub, id.exp, id.admin)
 	}
 	s.write(ls.finish(s, b))
 }

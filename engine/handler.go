@@ -55,13 +55,13 @@ func (e *Engine) OnOpen(c *netpoll.Conn) {
 	if !ls.openSession(s) {
 		return // refused: an error and a close are on their way
 	}
-	if bp, err := e.connBackpressure(c.Path()); err != nil {
-		s.write(ls.envelopeFrame(s, protocol.AppendErrorJSON(nil, nil, protocol.CodeBadField, err.Error())))
+	bp, err := e.connBackpressure(c.Path())
+	if err != nil {
+		ls.replyErrorUncounted(s, nil, &protocol.Error{Code: protocol.CodeBadField, Message: err.Error()})
 		c.Close(1008, "bad backpressure parameter")
 		return
-	} else {
-		s.bp = bp
 	}
+	s.bp = bp
 	b := ls.np.BeginFrame(80)
 	hb := e.cfg.HeartbeatInterval.Milliseconds()
 	switch {
@@ -132,7 +132,7 @@ func (e *Engine) OnWake(l *netpoll.Loop) {
 // the answer written).
 func (e *Engine) OnMessage(c *netpoll.Conn, op byte, payload []byte) {
 	s, _ := c.Ctx.(*session)
-	if s == nil || s.authClosed {
+	if s == nil {
 		return
 	}
 	if !e.full {
@@ -188,21 +188,9 @@ func (e *Engine) handleMessage(s *session, op byte, payload []byte, t0 int64) {
 	case protocol.TypeAuth:
 		ls.authMessage(s, env)
 	case protocol.TypeJoin:
-		r, err := ls.checkedRoom(env.Room)
-		if err != nil {
-			ls.replyError(s, env.ID, err)
-			return
+		if r := ls.permittedRoom(s, env.ID, env.Room, actJoin, env.HasSince); r != nil {
+			ls.join(s, r, env)
 		}
-		if !ls.access(s, env.ID, env.Room, r, actJoin) || (env.HasSince && !ls.access(s, env.ID, env.Room, r, actHistory)) {
-			return
-		}
-		if r == nil {
-			if r, err = ls.roomFor(env.Room); err != nil {
-				ls.replyError(s, env.ID, err)
-				return
-			}
-		}
-		ls.join(s, r, env)
 	case protocol.TypeLeave:
 		var m *membership
 		r, err := ls.existingRoom(env.Room)
@@ -221,19 +209,8 @@ func (e *Engine) handleMessage(s *session, op byte, payload []byte, t0 int64) {
 		// needs no new check: a map lookup (as before) and a comparison.
 		r := ls.rooms[string(env.Room)]
 		if r == nil || r != s.pubRoom {
-			var err error
-			if r, err = ls.checkedRoom(env.Room); err != nil {
-				ls.replyError(s, env.ID, err)
+			if r = ls.permittedRoom(s, env.ID, env.Room, actPublish, false); r == nil {
 				return
-			}
-			if !ls.access(s, env.ID, env.Room, r, actPublish) {
-				return
-			}
-			if r == nil {
-				if r, err = ls.roomFor(env.Room); err != nil {
-					ls.replyError(s, env.ID, err)
-					return
-				}
 			}
 			s.pubRoom = r
 		}
@@ -384,6 +361,27 @@ func (ls *loopState) checkedRoom(name []byte) (*room, error) {
 		ls.rooms[r.name] = r
 	}
 	return r, err
+}
+
+// permittedRoom returns the room called name once s may do act there
+// (and, with history, read its history), creating it only then; nil when
+// the name is invalid or s is refused (answered either way).
+func (ls *loopState) permittedRoom(s *session, id, name []byte, act action, history bool) *room {
+	r, err := ls.checkedRoom(name)
+	if err != nil {
+		ls.replyError(s, id, err)
+		return nil
+	}
+	if !ls.access(s, id, name, r, act) || (history && !ls.access(s, id, name, r, actHistory)) {
+		return nil
+	}
+	if r == nil {
+		if r, err = ls.roomFor(name); err != nil {
+			ls.replyError(s, id, err)
+			return nil
+		}
+	}
+	return r
 }
 
 // roomFor validates name and returns its room, creating it if needed.

@@ -75,10 +75,9 @@ type session struct {
 
 	// who is the connection's identity (auth.go): anonymous, a verified
 	// token, or nil while it must still authenticate.
-	who        *identity
-	deadline   int64 // Unix ns: auth timeout (who nil) or token expiry; 0: none
-	timedIdx   int32 // 1 + index in ls.timed; 0: not there
-	authClosed bool  // closed for an auth reason: its messages are ignored
+	who      *identity
+	deadline int64 // Unix ns: auth timeout (who nil) or token expiry; 0: none
+	timedIdx int32 // 1 + index in ls.timed; 0: not there
 	// bp is the connection's own backpressure (?backpressure= on its
 	// upgrade URL; nil: its rooms'); lag its queue while it lags
 	// (backpressure.go).

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -410,7 +409,7 @@ func (ls *loopState) presenceJoin(s *session, env *protocol.Envelope) (*cmdExtra
 	if s.who != nil && s.who.authed {
 		// An authenticated connection is its token's subject: a
 		// different user_id would be an impersonation.
-		if env.UserID != nil && !bytes.Equal(env.UserID, s.who.subB) {
+		if env.UserID != nil && string(env.UserID) != s.who.sub {
 			return nil, errUserNotSub
 		}
 		ex.user = s.who.sub

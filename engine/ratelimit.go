@@ -119,11 +119,17 @@ func (ls *loopState) nearLimit(s *session) bool {
 	return false
 }
 
+// The flow notices, as JSON envelopes (envelopeFrame transcodes them).
+var (
+	flowPause  = []byte(`{"type":"flow","state":"pause"}`)
+	flowResume = []byte(`{"type":"flow","state":"resume"}`)
+)
+
 // flow sends s a pause or resume. Loop-only.
 func (ls *loopState) flow(s *session, pause bool) {
-	state := "resume"
+	msg := flowResume
 	if pause {
-		state = "pause"
+		msg = flowPause
 		s.flowPaused = true
 		ls.paused = append(ls.paused, s)
 		ls.pausedCount.Store(int32(len(ls.paused)))
@@ -132,8 +138,7 @@ func (ls *loopState) flow(s *session, pause bool) {
 	} else {
 		s.flowPaused = false
 	}
-	b := append(append([]byte(`{"type":"flow","state":"`), state...), `"}`...)
-	s.write(ls.envelopeFrame(s, b))
+	s.write(ls.envelopeFrame(s, msg))
 }
 
 // resumeFlows resumes the paused producers whose buckets are half full
@@ -187,7 +192,7 @@ func (ls *loopState) releaseRate() {
 	now := ls.np.Now()
 	n := 0
 	for _, s := range ls.rateHolding {
-		if !s.rateHeld || s.closed || s.authClosed || !s.conn.Open() {
+		if !s.rateHeld || s.closed || !s.conn.Open() {
 			s.rateHeld, s.rateBuf = false, nil
 			continue
 		}
@@ -196,13 +201,8 @@ func (ls *loopState) releaseRate() {
 			n++
 			continue
 		}
-		if ls.allowed(s, len(s.rateBuf)) {
-			ls.e.handleMessage(s, s.rateOp, s.rateBuf, s.rateT0)
-		} else if ls.e.cfg.RateLimitOverflow == RateBlock {
-			ls.rateHolding[n] = s // not reached: tokensFor said yes at the same instant
-			n++
-			continue
-		} // else the overflow became drop: allowed answered rate_limited
+		ls.allowed(s, len(s.rateBuf)) // takes the tokens tokensFor just found (and may pause the flow)
+		ls.e.handleMessage(s, s.rateOp, s.rateBuf, s.rateT0)
 		s.rateHeld = false
 		if cap(s.rateBuf) > 64<<10 { // a big message's copy is not kept per connection
 			s.rateBuf = nil
