@@ -181,7 +181,7 @@ func TestRules(t *testing.T) {
 }
 
 func TestLRU(t *testing.T) {
-	c := NewLRU[int](2, 10)
+	c := NewLRU[string, int](2, 10)
 	c.Put("a", 1, 0)
 	c.Put("b", 2, 0)
 	if v, ok := c.Get("a", 1); !ok || v != 1 {
@@ -205,7 +205,7 @@ func TestLRU(t *testing.T) {
 		t.Error("c refreshed")
 	}
 	// no TTL: only evictions end entries
-	n := NewLRU[string](1, 0)
+	n := NewLRU[string, string](1, 0)
 	n.Put("x", "1", 0)
 	if _, ok := n.Get("x", 1<<62); !ok {
 		t.Error("no TTL expired")

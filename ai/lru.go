@@ -5,54 +5,55 @@ package ai
 // Times are the caller's (Unix nanoseconds, any monotonic clock), so a
 // test clock works. Entries are recycled: Put allocates nothing once the
 // cache is full. Not safe for concurrent use.
-type LRU[V any] struct {
+type LRU[K comparable, V any] struct {
 	max  int
 	ttl  int64
-	m    map[string]*lruEntry[V]
-	root lruEntry[V] // sentinel: root.next is the most recent
-	free *lruEntry[V]
+	m    map[K]*lruEntry[K, V]
+	root lruEntry[K, V] // sentinel: root.next is the most recent
+	free *lruEntry[K, V]
 }
 
-type lruEntry[V any] struct {
-	key        string
+type lruEntry[K comparable, V any] struct {
+	key        K
 	val        V
 	expires    int64
-	prev, next *lruEntry[V]
+	prev, next *lruEntry[K, V]
 }
 
 // NewLRU returns a cache of at most size entries (at least 1) valid for
 // ttl nanoseconds (<= 0: until evicted).
-func NewLRU[V any](size int, ttl int64) *LRU[V] {
-	c := &LRU[V]{max: max(size, 1), ttl: ttl, m: make(map[string]*lruEntry[V])}
+func NewLRU[K comparable, V any](size int, ttl int64) *LRU[K, V] {
+	c := &LRU[K, V]{max: max(size, 1), ttl: ttl, m: make(map[K]*lruEntry[K, V])}
 	c.root.next, c.root.prev = &c.root, &c.root
 	return c
 }
 
 // Len returns the number of entries (expired ones included until they
 // are looked up or evicted).
-func (c *LRU[V]) Len() int { return len(c.m) }
+func (c *LRU[K, V]) Len() int { return len(c.m) }
 
-func (c *LRU[V]) unlink(e *lruEntry[V]) {
+func (c *LRU[K, V]) unlink(e *lruEntry[K, V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }
 
-func (c *LRU[V]) pushFront(e *lruEntry[V]) {
+func (c *LRU[K, V]) pushFront(e *lruEntry[K, V]) {
 	e.prev, e.next = &c.root, c.root.next
 	c.root.next.prev = e
 	c.root.next = e
 }
 
-func (c *LRU[V]) remove(e *lruEntry[V]) {
+func (c *LRU[K, V]) remove(e *lruEntry[K, V]) {
 	c.unlink(e)
 	delete(c.m, e.key)
+	var zeroK K
 	var zero V
-	e.key, e.val, e.next, e.prev = "", zero, c.free, nil
+	e.key, e.val, e.next, e.prev = zeroK, zero, c.free, nil
 	c.free = e
 }
 
 // Get returns key's value if it is there and not expired at now (an
 // expired entry is removed), and marks it most recently used.
-func (c *LRU[V]) Get(key string, now int64) (V, bool) {
+func (c *LRU[K, V]) Get(key K, now int64) (V, bool) {
 	e, ok := c.m[key]
 	if !ok {
 		var zero V
@@ -70,7 +71,7 @@ func (c *LRU[V]) Get(key string, now int64) (V, bool) {
 
 // Put sets key to v, valid until now+TTL, evicting the least recently
 // used entry when the cache is full.
-func (c *LRU[V]) Put(key string, v V, now int64) {
+func (c *LRU[K, V]) Put(key K, v V, now int64) {
 	if e, ok := c.m[key]; ok {
 		e.val, e.expires = v, now+c.ttl
 		c.unlink(e)
@@ -84,7 +85,7 @@ func (c *LRU[V]) Put(key string, v V, now int64) {
 	if e != nil {
 		c.free = e.next
 	} else {
-		e = new(lruEntry[V])
+		e = new(lruEntry[K, V])
 	}
 	e.key, e.val, e.expires = key, v, now+c.ttl
 	c.m[key] = e

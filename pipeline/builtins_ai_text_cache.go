@@ -256,7 +256,7 @@ type cacheNode struct {
 	outs         []operators.Outlet[Event]
 	bufs         [][]Event
 	key          *Expr
-	lru          *ai.LRU[[]cacheOut]
+	lru          *ai.LRU[string, []cacheOut]
 	hits, misses *atomic.Uint64
 	capturing    bool
 	cur          []cacheOut
@@ -319,7 +319,7 @@ func buildCache(c *BuildContext) (operators.Node, error) {
 		size = 10000
 	}
 	n := &cacheNode{stats: operators.NewStats(ns.Name, "cache"), inner: in, inlet: inlet.(operators.Inlet[Event]), key: key,
-		lru: ai.NewLRU[[]cacheOut](size, int64(ns.Duration))}
+		lru: ai.NewLRU[string, []cacheOut](size, int64(ns.Duration))}
 	n.hits, n.misses = n.stats.Counter("cache_hits"), n.stats.Counter("cache_misses")
 	n.rep = c.reporter(func() *operators.Stats { return n.stats })
 	n.ports = slices.Clone(in.Outputs())
