@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,28 +76,6 @@ func peerSerial(t *testing.T, e *Engine, cfg *tls.Config) string {
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
-}
-
-// tlsGoroutines counts goroutines running the TLS terminator's code (its
-// accept loop, handshakes and pumps): goleak-style, by stack, so gnet's
-// worker pool and the runtime's own goroutines do not count.
-func tlsGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	n := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "netpoll.(*tlsConn)") || strings.Contains(g, "netpoll.(*tlsListener)") {
-			n++
-		}
-	}
-	return n
 }
 
 // TestTLSEchoAndPublish: wss clients speak the wire protocol as plain ones
@@ -425,7 +402,7 @@ func TestTLSCertReloadUnderLoad(t *testing.T) {
 func TestTLSShutdownStopsEverything(t *testing.T) {
 	// Earlier tests' engines are closed; their last goroutines may be
 	// returning from done().
-	waitFor(t, "no TLS goroutine before the test", func() bool { return tlsGoroutines() == 0 })
+	waitFor(t, "no TLS goroutine before the test", func() bool { return testcert.TLSGoroutines() == 0 })
 	te := startTLSEngine(t, nil)
 	cfg := testcert.ClientConfig(te.pair)
 	var cs []*client
@@ -441,7 +418,7 @@ func TestTLSShutdownStopsEverything(t *testing.T) {
 	}
 	defer silent.Close()
 	waitFor(t, "11 TLS connections", func() bool { st, _ := te.TLSStats(); return st.Connections == 11 })
-	if n := tlsGoroutines(); n < 21 {
+	if n := testcert.TLSGoroutines(); n < 21 {
 		t.Fatalf("%d TLS goroutines for 10 connections, a handshake and the listener; want 21", n)
 	}
 	addr := te.TLSAddr().String()
@@ -457,9 +434,9 @@ func TestTLSShutdownStopsEverything(t *testing.T) {
 	}
 	// Close waited for every one to call done(); allow them to return.
 	deadline := time.Now().Add(time.Second)
-	for tlsGoroutines() != 0 {
+	for testcert.TLSGoroutines() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d TLS goroutines 1s after Close", tlsGoroutines())
+			t.Fatalf("%d TLS goroutines 1s after Close", testcert.TLSGoroutines())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -132,7 +131,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // shutdown with clients open) leave no pump goroutine, no TLS count and no
 // per-IP slot behind.
 func TestTLSClosesLeakNothing(t *testing.T) {
-	waitUntil(t, "no TLS goroutine before the test", func() bool { return tlsGoroutines() == 0 })
+	waitUntil(t, "no TLS goroutine before the test", func() bool { return testcert.TLSGoroutines() == 0 })
 	s, cfg := startTLS(t, echoHandler{}, func(o *Options) { o.MaxConnectionsPerIP = 100; o.MaxMessageSize = 1000 })
 	var open []*websocket.Conn
 	for i := 0; i < 12; i++ {
@@ -188,34 +187,12 @@ func TestTLSClosesLeakNothing(t *testing.T) {
 	}
 	// Shutdown waited for every connection's done(); let them return.
 	deadline := time.Now().Add(time.Second)
-	for tlsGoroutines() != 0 {
+	for testcert.TLSGoroutines() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d TLS goroutines 1s after Shutdown", tlsGoroutines())
+			t.Fatalf("%d TLS goroutines 1s after Shutdown", testcert.TLSGoroutines())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// tlsGoroutines counts goroutines running the TLS terminator (accept loop,
-// handshakes, pumps), by stack: gnet's worker pool and the runtime's own
-// goroutines do not count.
-func tlsGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	n := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "netpoll.(*tlsConn)") || strings.Contains(g, "netpoll.(*tlsListener)") {
-			n++
-		}
-	}
-	return n
 }
 
 // TestTLSPerIPCountsTheClient: plain and TLS connections from one IP share
