@@ -570,9 +570,8 @@ func (ls *loopState) tokenFromUpgrade(c interface{ Path() string }) string {
 		}
 	}
 	if h, ok := c.(interface{ Header(name string) []byte }); ok {
-		v := string(h.Header("Authorization"))
-		if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			return strings.TrimSpace(v[7:])
+		if tok, ok := protocol.BearerToken(string(h.Header("Authorization"))); ok {
+			return tok
 		}
 	}
 	return ""

@@ -15,7 +15,8 @@
 //     and AppendMsgpackString.
 //   - Transcoding: JSONToMsgpack and MsgpackToJSON convert one raw value (an
 //     id or a data payload) for a receiver that uses the other encoding.
-//   - ValidRoomName: the syntax of a room name.
+//   - ValidRoomName: the syntax of a room name; BearerToken: the token of
+//     an `Authorization: Bearer` header (the upgrade's, the admin API's).
 //
 // It owns no policy: which message needs which field, length limits and
 // answers belong to engine/. It imports nothing of streamd's and no third-

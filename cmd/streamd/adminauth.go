@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"streamd/protocol"
 )
 
 // The admin API's own token (docs/security.md). With a token set, every
@@ -122,8 +124,8 @@ func (g *adminGuard) tokenOK(tok string) bool {
 
 // allowed reports whether r may pass.
 func (g *adminGuard) allowed(r *http.Request) bool {
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return g.tokenOK(strings.TrimSpace(h[7:]))
+	if tok, ok := protocol.BearerToken(r.Header.Get("Authorization")); ok {
+		return g.tokenOK(tok)
 	}
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
 		if c, err := r.Cookie(adminCookie); err == nil {
