@@ -71,12 +71,16 @@ func (bp *bpPolicy) defaults(c *Config) {
 		bp.maxPending = 1000
 	}
 	if bp.lagBytes <= 0 {
-		bp.lagBytes = min(256<<10, c.WriteBufferLimit/2)
+		bp.lagBytes = c.defaultLagBytes()
 	}
 	if bp.sampleEvery <= 0 {
 		bp.sampleEvery = 10
 	}
 }
+
+// defaultLagBytes is lag_bytes when a policy does not set it: 256 KiB, at
+// most half of write_buffer_limit.
+func (c *Config) defaultLagBytes() int { return min(256<<10, c.WriteBufferLimit/2) }
 
 // writeBufferCap sizes netpoll's per-connection ring of unsent bytes so
 // that a lagging member's backlog fits it: up to twice the largest
@@ -86,7 +90,7 @@ func (bp *bpPolicy) defaults(c *Config) {
 // as far as a connection's backlog does, so connections that keep up pay
 // nothing for it.
 func (c *Config) writeBufferCap() int {
-	lag := min(256<<10, c.WriteBufferLimit/2) // the default, any ?backpressure= may use it
+	lag := c.defaultLagBytes() // any ?backpressure= may use it
 	for _, p := range c.Rooms {
 		lag = max(lag, p.LagBytes)
 	}
