@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"streamd/pipeline"
 	"streamd/protocol"
 )
 
@@ -506,13 +505,18 @@ const bpTick = 5 * time.Millisecond
 
 // heldEvent is an event waiting for room in its pipelines' queues.
 type heldEvent struct {
-	pi   pipeIn    // for pi.rt
-	rest []*pipeRT // the stream's other pipelines, after pi.rt
+	pi      pipeIn    // for pi.rt
+	rest    []*pipeRT // the stream's other pipelines, after pi.rt
+	replyID []byte    // the client's id, in its encoding (an overloaded answer)
 }
 
 // hold parks pi for s and pauses its reading. Loop-only.
-func (ls *loopState) hold(s *session, pi pipeIn, rest []*pipeRT) {
-	s.held = &heldEvent{pi: pi, rest: append([]*pipeRT(nil), rest...)}
+func (ls *loopState) hold(s *session, h *heldEvent) {
+	// Copies: rest is a slice of the stream table (a reload replaces it),
+	// replyID of the envelope (reused by the next message).
+	h.rest = append([]*pipeRT(nil), h.rest...)
+	h.replyID = append([]byte(nil), h.replyID...)
+	s.held = h
 	s.conn.PauseReading()
 	ls.holding = append(ls.holding, s)
 	ls.heldCount.Store(int32(len(ls.holding)))
@@ -542,20 +546,8 @@ func (ls *loopState) releaseHeld() {
 			continue
 		}
 		h.pi.rt.exec.notify()
-		stuck := false
-		for i, rt := range h.rest {
-			pi := h.pi
-			pi.rt = rt
-			pi.ev = pipeline.NewEvent(rt.stream, h.pi.ev.Data, h.pi.ev.Time)
-			pi.ev.ID, pi.ev.Origin = h.pi.ev.ID, h.pi.ev.Origin
-			if !rt.exec.in[ls.index].TryPush(pi) {
-				s.held = &heldEvent{pi: pi, rest: h.rest[i+1:]}
-				stuck = true
-				break
-			}
-			rt.exec.notify()
-		}
-		if stuck {
+		if next := ls.offer(s, h.pi, h.rest, h.replyID); next != nil {
+			s.held = next // the next blocking pipeline is full too
 			ls.holding[n] = s
 			n++
 			continue

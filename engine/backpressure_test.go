@@ -363,3 +363,57 @@ func TestPipelineInputBlockPausesOnlyTheProducer(t *testing.T) {
 		}
 	}
 }
+
+// A stream read by a blocking pipeline and, after it, a drop-newest one:
+// when the held event gets into the blocking pipeline at last and the
+// drop-newest one is full, that one drops it (answered overloaded), as it
+// does for an event that never waited; the producer is not held for it.
+func TestHeldEventMeetsDropNewestAfterIt(t *testing.T) {
+	e := startEngine(t, func(c *Config) {
+		c.Loops = 1
+		c.RingSize = 64
+		c.PipelineWorkers = 8 // a and b on executors of their own
+		c.Pipelines = specs(t, `
+- name: a
+  input: {stream: s}
+  nodes:
+    - {name: pass, op: filter, if: "true"}
+  output: {room: out}
+- name: b
+  input: {stream: s, overflow: drop-newest}
+  nodes:
+    - {name: pass, op: filter, if: "true"}
+  output: {room: out.b}
+`)
+	})
+	e.pipesMu.Lock()
+	a, b := e.pipes["a"], e.pipes["b"]
+	e.pipesMu.Unlock()
+	if a.exec == b.exec {
+		t.Fatal("a and b share an executor: stalling b would stall a (rename them)")
+	}
+	releaseA, releaseB := make(chan struct{}), make(chan struct{})
+	defer close(releaseB)
+	go a.exec.do(func() { <-releaseA }) // both stuck: their queues fill
+	go b.exec.do(func() { <-releaseB })
+	time.Sleep(20 * time.Millisecond)
+	var got atomic.Int64
+	stop, _ := e.Subscribe("out", func(*Message) { got.Add(1) })
+	defer stop()
+	prod := dial(t, e, false)
+	const n = 200
+	for i := range n {
+		prod.send(map[string]any{"type": "event", "stream": "s", "id": i, "data": i})
+	}
+	waitFor(t, "a held event", func() bool { return e.Stats().HeldEvents >= 1 })
+	close(releaseA) // a drains; b stays stuck and full
+	// The held event and every later one reach a: b's full queue drops
+	// them (answered overloaded) instead of holding the producer for b.
+	waitFor(t, "every event through a while b is stuck", func() bool { return got.Load() == n })
+	if d := b.overflowed.Load(); d < n-64 {
+		t.Fatalf("b dropped %d of the %d events past its queue", d, n)
+	}
+	if m := prod.expect("error"); m["code"] != "overloaded" {
+		t.Fatalf("%v", m)
+	}
+}

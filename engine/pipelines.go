@@ -370,24 +370,38 @@ func (ls *loopState) event(s *session, env *protocol.Envelope) error {
 	if env.Producer != nil && env.HasPSeq {
 		producer = string(env.Producer)
 	}
-	for i, rt := range rts {
-		ev := pipeline.NewEvent(rt.stream, data, now)
-		ev.ID, ev.Origin = id, s
-		pi := pipeIn{rt: rt, ev: ev, producer: producer, pseq: env.PSeq}
-		if !rt.exec.in[ls.index].TryPush(pi) {
-			if rt.dropNew.Load() { // overflow: drop-newest
-				rt.overflowed.Add(1)
-				ls.replyError(s, env.ID, errOverloaded)
-				continue
-			}
-			// overflow: block — this producer waits: its socket is read
-			// no further until the pipelines take the event.
-			ls.hold(s, pi, rts[i+1:])
-			break
-		}
-		rt.exec.notify()
+	ev := pipeline.Event{Data: data, Time: now, ID: id, Origin: s}
+	if h := ls.offer(s, pipeIn{ev: ev, producer: producer, pseq: env.PSeq}, rts, env.ID); h != nil {
+		ls.hold(s, h) // overflow: block — this producer waits
 	}
 	ls.counters.events.Add(1)
+	return nil
+}
+
+// offer hands an event to each of rts' pipelines in turn (tmpl carries
+// its data, time, ids and producer; each pipeline gets an Event of its
+// own). A full queue of a drop-newest pipeline drops it there, answered
+// overloaded with replyID (the client's id, in its encoding); a full
+// queue of a blocking one stops the round: offer returns what waits for
+// it and the pipelines after it (nil when every pipeline took the event
+// or dropped it). Loop-only.
+func (ls *loopState) offer(s *session, tmpl pipeIn, rts []*pipeRT, replyID []byte) *heldEvent {
+	for i, rt := range rts {
+		pi := tmpl
+		pi.rt = rt
+		pi.ev = pipeline.NewEvent(rt.stream, tmpl.ev.Data, tmpl.ev.Time)
+		pi.ev.ID, pi.ev.Origin = tmpl.ev.ID, tmpl.ev.Origin
+		if rt.exec.in[ls.index].TryPush(pi) {
+			rt.exec.notify()
+			continue
+		}
+		if rt.dropNew.Load() { // overflow: drop-newest
+			rt.overflowed.Add(1)
+			ls.replyError(s, replyID, errOverloaded)
+			continue
+		}
+		return &heldEvent{pi: pi, rest: rts[i+1:], replyID: replyID}
+	}
 	return nil
 }
 
