@@ -562,12 +562,8 @@ func (e *Engine) AdminTicket(sub string, ttl time.Duration) (string, error) {
 // then an `Authorization: Bearer` header when the transport exposes the
 // upgrade's headers. "" when there is none.
 func (ls *loopState) tokenFromUpgrade(c interface{ Path() string }) string {
-	if uri := c.Path(); strings.IndexByte(uri, '?') >= 0 {
-		if u, err := url.ParseRequestURI(uri); err == nil {
-			if t := u.Query().Get(ls.e.cfg.Auth.QueryParam); t != "" {
-				return t
-			}
-		}
+	if t := queryParam(c.Path(), ls.e.cfg.Auth.QueryParam); t != "" {
+		return t
 	}
 	if h, ok := c.(interface{ Header(name string) []byte }); ok {
 		if tok, ok := protocol.BearerToken(string(h.Header("Authorization"))); ok {

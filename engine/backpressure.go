@@ -147,18 +147,25 @@ func (c *Config) validateBackpressure() []error {
 	return errs
 }
 
+// queryParam returns the value of name in the upgrade URI's query ("" when
+// there is none, or the URI does not parse: the upgrade's own checks
+// judge it).
+func queryParam(uri, name string) string {
+	if strings.IndexByte(uri, '?') < 0 {
+		return ""
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get(name)
+}
+
 // connBackpressure reads ?backpressure=POLICY from the upgrade URL: the
 // connection's own choice, over its rooms' (keep-latest needs a key: it
 // is not a connection choice).
 func (e *Engine) connBackpressure(uri string) (*bpPolicy, error) {
-	if strings.IndexByte(uri, '?') < 0 {
-		return nil, nil
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil {
-		return nil, nil // the upgrade's own checks judge the URI
-	}
-	name := u.Query().Get("backpressure")
+	name := queryParam(uri, "backpressure")
 	if name == "" {
 		return nil, nil
 	}
