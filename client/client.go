@@ -160,7 +160,7 @@ type Client struct {
 	onErr    []func(error)
 	hasTyped atomic.Bool
 	qspace   chan struct{} // signalled when the offline queue drains (OverflowBlock)
-	started  bool          // Connect ran (mu)
+	started  bool          // Connect is dialling or succeeded (mu)
 	gaveUp   bool          // MaxReconnectAttempts ran out (mu)
 	paused   bool          // the engine said {"type":"flow","state":"pause"} (mu)
 	inflight int           // publishes and events sent and unanswered (mu), at most Options.MaxInFlight
@@ -231,24 +231,26 @@ func New(cfg Config) (*Client, error) {
 
 // Connect dials the engine and returns once the first welcome arrived;
 // later losses are repaired in the background until Close. It fails if
-// the first connection fails (call it again to retry).
+// the first dial fails (call it again to retry); a second call while one
+// runs or after one succeeded fails at once.
 func (c *Client) Connect(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
 		c.mu.Unlock()
 		return errors.New("client: Connect called twice")
 	}
+	c.started = true // before the dial: a concurrent call must not dial too
 	c.mu.Unlock()
 	if c.ctx.Err() != nil {
 		return ErrClosed
 	}
 	conn, hb, err := c.connect(ctx)
 	if err != nil {
+		c.mu.Lock()
+		c.started = false // a retry may dial again
+		c.mu.Unlock()
 		return err
 	}
-	c.mu.Lock()
-	c.started = true
-	c.mu.Unlock()
 	c.wg.Add(2)
 	go c.dispatchLoop()
 	// Current before Connect returns: a call right after it is sent, not

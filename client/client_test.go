@@ -332,3 +332,50 @@ func TestDeadConnection(t *testing.T) {
 	}
 	waitFor(t, "reconnect", func() bool { return c.State() == Connected })
 }
+
+// TestConnectOnceAtATime: a Connect while another is dialling fails at
+// once instead of dialling too; a Connect whose dial failed can be called
+// again.
+func TestConnectOnceAtATime(t *testing.T) {
+	e := enginetest.Start(t, engine.Config{})
+	p := newProxy(t, e.Addr().String())
+	// A listener that accepts and never answers: the first dial hangs.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cfg := quietOpts()
+	cfg.URL = "ws://" + ln.Addr().String() + "/ws"
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() { first <- c.Connect(ctx) }()
+	time.Sleep(100 * time.Millisecond) // the first is dialling
+	start := time.Now()
+	if err := c.Connect(ctx); err == nil || !strings.Contains(err.Error(), "twice") || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("a second Connect while the first dials: %v after %v, want \"called twice\" at once", err, time.Since(start))
+	}
+	if err := <-first; err == nil {
+		t.Fatal("the dial to a silent listener succeeded")
+	}
+	// The dial failed: Connect again, to the engine this time, works.
+	c.url = p.url()
+	if err := c.Connect(context.Background()); err != nil {
+		t.Fatalf("retry after a failed dial: %v", err)
+	}
+}
