@@ -174,10 +174,19 @@ func AppendPongJSON(dst, id []byte) []byte {
 // AppendErrorJSON appends {"type":"error","id":ID,"code":C,"message":M}
 // ("id" only when id is not nil).
 func AppendErrorJSON(dst []byte, id []byte, code, message string) []byte {
+	return appendErrorJSON(dst, id, code, nil, false, message)
+}
+
+// appendErrorJSON is AppendErrorJSON, with a "room" field when withRoom.
+func appendErrorJSON(dst []byte, id []byte, code string, room []byte, withRoom bool, message string) []byte {
 	dst = append(dst, `{"type":"error"`...)
 	dst = appendJSONID(dst, id)
 	dst = append(dst, `,"code":`...)
 	dst = AppendJSONString(dst, stringBytes(code))
+	if withRoom {
+		dst = append(dst, `,"room":`...)
+		dst = AppendJSONString(dst, room)
+	}
 	dst = append(dst, `,"message":`...)
 	dst = AppendJSONString(dst, stringBytes(message))
 	return append(dst, '}')
@@ -226,13 +235,5 @@ func AppendAuthenticatedJSON(dst, id, sub []byte, exp int64, admin bool) []byte 
 // {"type":"error","id":ID,"code":C,"room":R,"message":M} ("id" only when id
 // is not nil): an error about one room (forbidden).
 func AppendRoomErrorJSON(dst []byte, id []byte, code string, room []byte, message string) []byte {
-	dst = append(dst, `{"type":"error"`...)
-	dst = appendJSONID(dst, id)
-	dst = append(dst, `,"code":`...)
-	dst = AppendJSONString(dst, stringBytes(code))
-	dst = append(dst, `,"room":`...)
-	dst = AppendJSONString(dst, room)
-	dst = append(dst, `,"message":`...)
-	dst = AppendJSONString(dst, stringBytes(message))
-	return append(dst, '}')
+	return appendErrorJSON(dst, id, code, room, true, message)
 }

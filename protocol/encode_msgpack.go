@@ -194,9 +194,23 @@ func AppendPongMsgpack(dst, id []byte) []byte {
 
 // AppendErrorMsgpack is AppendErrorJSON in msgpack.
 func AppendErrorMsgpack(dst []byte, id []byte, code, message string) []byte {
-	dst = appendMsgpackHead(dst, 3, mpValError, id)
+	return appendErrorMsgpack(dst, id, code, nil, false, message)
+}
+
+// appendErrorMsgpack is AppendErrorMsgpack, with a "room" field when
+// withRoom.
+func appendErrorMsgpack(dst []byte, id []byte, code string, room []byte, withRoom bool, message string) []byte {
+	n := 3
+	if withRoom {
+		n = 4
+	}
+	dst = appendMsgpackHead(dst, n, mpValError, id)
 	dst = append(dst, mpKeyCode...)
 	dst = AppendMsgpackString(dst, stringBytes(code))
+	if withRoom {
+		dst = append(dst, mpKeyRoom...)
+		dst = AppendMsgpackString(dst, room)
+	}
 	dst = append(dst, mpKeyMessage...)
 	return AppendMsgpackString(dst, stringBytes(message))
 }
@@ -244,11 +258,5 @@ func AppendAuthenticatedMsgpack(dst, id, sub []byte, exp int64, admin bool) []by
 
 // AppendRoomErrorMsgpack is AppendRoomErrorJSON in msgpack.
 func AppendRoomErrorMsgpack(dst []byte, id []byte, code string, room []byte, message string) []byte {
-	dst = appendMsgpackHead(dst, 4, mpValError, id)
-	dst = append(dst, mpKeyCode...)
-	dst = AppendMsgpackString(dst, stringBytes(code))
-	dst = append(dst, mpKeyRoom...)
-	dst = AppendMsgpackString(dst, room)
-	dst = append(dst, mpKeyMessage...)
-	return AppendMsgpackString(dst, stringBytes(message))
+	return appendErrorMsgpack(dst, id, code, room, true, message)
 }
