@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -280,23 +279,7 @@ type ListenerHost interface {
 // aiErrorEvent is an error record:
 // {"error": MESSAGE, "reason": R, ["status": S,] "node": N, "attempts": A, "data": DATA}.
 func aiErrorEvent(ev Event, node string, e *aimodel.Error) Event {
-	b := make([]byte, 0, len(ev.Data)+128)
-	b = append(b, `{"error":`...)
-	b = appendJSONString(b, firstLine(e.Error()))
-	b = append(b, `,"reason":`...)
-	b = appendJSONString(b, string(e.Reason))
-	if e.Status != 0 {
-		b = append(b, `,"status":`...)
-		b = strconv.AppendInt(b, int64(e.Status), 10)
-	}
-	b = append(b, `,"node":`...)
-	b = appendJSONString(b, node)
-	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(e.Attempts), 10)
-	b = append(b, `,"data":`...)
-	b = append(b, ev.Data...)
-	b = append(b, '}')
-	return ev.WithData(b, nil)
+	return errorRecord(ev, e.Error(), string(e.Reason), e.Status, node, e.Attempts)
 }
 
 func badInput(format string, args ...any) *aimodel.Error {

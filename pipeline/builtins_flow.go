@@ -123,14 +123,28 @@ func buildFlatMap(c *BuildContext) (operators.Node, error) {
 // errorEvent turns a failure into an event: data is
 // {"error": message, "node": name, "attempts": n, "data": the event's data}.
 func errorEvent(f operators.Failed[Event]) Event {
-	ev := f.Event
-	b := make([]byte, 0, len(ev.Data)+96)
+	return errorRecord(f.Event, f.Err.Error(), "", 0, f.Node, f.Attempts)
+}
+
+// errorRecord wraps ev's data in the record an `error` port emits:
+// {"error","reason"?,"status"?,"node","attempts","data"} (reason and
+// status only when set: a model call's failure kind and HTTP status).
+func errorRecord(ev Event, msg, reason string, status int, node string, attempts int) Event {
+	b := make([]byte, 0, len(ev.Data)+128)
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, firstLine(f.Err.Error()))
+	b = appendJSONString(b, firstLine(msg))
+	if reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, reason)
+	}
+	if status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(status), 10)
+	}
 	b = append(b, `,"node":`...)
-	b = appendJSONString(b, f.Node)
+	b = appendJSONString(b, node)
 	b = append(b, `,"attempts":`...)
-	b = strconv.AppendInt(b, int64(f.Attempts), 10)
+	b = strconv.AppendInt(b, int64(attempts), 10)
 	b = append(b, `,"data":`...)
 	b = append(b, ev.Data...)
 	b = append(b, '}')
